@@ -1,0 +1,131 @@
+"""Gradient codes: placement, per-round work, encoding and decoding (pure NumPy).
+
+Every scheme is a :class:`GradientCode` and is registered in :data:`REGISTRY`,
+the one explicit table of scheme names.  Build one with :func:`make_code`::
+
+    >>> from gradcode.codes import make_code
+    >>> code = make_code("frc", n=6, s=2)
+    >>> code.load, code.decode([0, 4]).exact
+    (3, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .approximate import SGC, OptimalLstsq
+from .base import EXACT_TOL, Decoding, GradientCode, LinearCode, lstsq_decoding
+from .crc import CRC
+from .cyclic_mds import CyclicMDS, is_real_valued
+from .frc import FRC, ErasureHead
+from .simple import DGD, ISSGD
+
+
+@dataclass(frozen=True)
+class SchemeInfo:
+    """One row of the registry."""
+
+    name: str
+    factory: Callable[..., GradientCode]
+    exact: bool
+    summary: str
+    citation: str
+    takes_rng: bool = False
+
+
+REGISTRY: dict[str, SchemeInfo] = {
+    info.name: info
+    for info in (
+        SchemeInfo("dgd", DGD, True, "wait for all n workers", "synchronous GD"),
+        SchemeInfo(
+            "is_sgd",
+            ISSGD,
+            False,
+            "first n-s gradients, rescaled n/(n-s)",
+            "Chen et al. 2016 (backup workers)",
+        ),
+        SchemeInfo(
+            "frc", FRC, True, "fractional repetition, groups of s+1", "Tandon et al. ICML 2017"
+        ),
+        SchemeInfo(
+            "crc",
+            CRC,
+            True,
+            "cyclic repetition, random null-space B",
+            "Tandon et al. ICML 2017",
+            takes_rng=True,
+        ),
+        SchemeInfo(
+            "cyclic_mds",
+            CyclicMDS,
+            True,
+            "real cyclic MDS code (n+s odd), stable",
+            "Raviv et al. ICML 2018 / IEEE TIT 2020",
+        ),
+        SchemeInfo(
+            "erasurehead",
+            ErasureHead,
+            False,
+            "FRC placement, one message per covered group",
+            "Wang et al. 2019 (ErasureHead)",
+        ),
+        SchemeInfo(
+            "sgc",
+            SGC,
+            False,
+            "stochastic GC: scaled sums, add all arrivals",
+            "Bitar et al. IEEE JSAIT 2020",
+        ),
+        SchemeInfo(
+            "lstsq",
+            OptimalLstsq,
+            False,
+            "any B, optimal least-squares decoder",
+            "Glasgow & Wootters IEEE JSAIT 2021",
+        ),
+    )
+}
+
+
+def make_code(
+    name: str, n: int, s: int, rng: np.random.Generator | None = None, **options
+) -> GradientCode:
+    """Build the scheme ``name`` for ``n`` workers tolerating ``s`` stragglers.
+
+    ``rng`` seeds randomised constructions (``crc``); other options are passed
+    to the scheme (e.g. ``d=`` for approximate codes).  Unknown names and bad
+    parameters raise :class:`ValueError` with a one-line explanation.
+    """
+    info = REGISTRY.get(name)
+    if info is None:
+        raise ValueError(f"unknown scheme {name!r}; known schemes: {', '.join(REGISTRY)}")
+    if info.takes_rng:
+        options["rng"] = rng
+    try:
+        return info.factory(n, s, **options)
+    except TypeError as exc:  # unexpected option names
+        raise ValueError(f"bad options for scheme {name!r}: {exc}") from None
+
+
+__all__ = [
+    "CRC",
+    "DGD",
+    "EXACT_TOL",
+    "FRC",
+    "ISSGD",
+    "REGISTRY",
+    "SGC",
+    "CyclicMDS",
+    "Decoding",
+    "ErasureHead",
+    "GradientCode",
+    "LinearCode",
+    "OptimalLstsq",
+    "SchemeInfo",
+    "is_real_valued",
+    "lstsq_decoding",
+    "make_code",
+]

@@ -1,0 +1,75 @@
+"""Approximate gradient codes: less redundancy, inexact but cheap decodes.
+
+* ``sgc`` -- Stochastic Gradient Coding: Bitar, Wootters, El Rouayheb,
+  "Stochastic Gradient Coding for Straggler Mitigation in Distributed
+  Learning", IEEE JSAIT 2020.  Each partition is replicated on ``d`` workers
+  (here cyclically: worker ``i`` holds ``i, ..., i+d-1 mod n``); a worker sends
+  its partial-gradient sum scaled by ``1 / (d (1 - p))`` and the master simply
+  adds whatever arrives.  If each worker arrives independently with
+  probability ``1 - p`` -- or the ``n - s`` arrivals are a uniformly random
+  subset and ``p = s / n`` -- then ``E[a B] = 1``: the estimate is unbiased.
+* ``lstsq`` -- the optimal decoder of Glasgow & Wootters, "Approximate
+  Gradient Coding with Optimal Decoding", IEEE JSAIT 2021: keep any code's
+  ``B`` (here cyclic ``d``-replication with unit coefficients, or the ``B`` of
+  another scheme) and pick ``a = argmin ||a B_K - 1||_2`` each round.  Exact
+  whenever that is possible, least-squares-best otherwise.
+* ``erasurehead`` lives in :mod:`gradcode.codes.frc` (same placement as FRC).
+
+Example (SGC, n = 4, s = 1, d = 2: coefficient ``1 / (2 * 3/4) = 2/3``)::
+
+    >>> from gradcode.codes import make_code
+    >>> code = make_code("sgc", n=4, s=1)
+    >>> code.coefficients(0).round(4).tolist()
+    [0.6667, 0.6667]
+    >>> code.decode([0, 1, 2]).weights.tolist()
+    [1.0, 1.0, 1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Decoding, GradientCode, check_ns, cyclic_support, residual_of
+
+
+def _check_d(n: int, d: int) -> int:
+    if not isinstance(d, (int, np.integer)) or not 1 <= d <= n:
+        raise ValueError(f"replication d must be an integer in 1..n={n}, got {d!r}")
+    return int(d)
+
+
+class SGC(GradientCode):
+    """Stochastic gradient coding: scaled sums, the master adds all arrivals."""
+
+    name = "sgc"
+    exact_design = False
+
+    def __init__(self, n: int, s: int, d: int | None = None, p: float | None = None) -> None:
+        check_ns(n, s)
+        d = _check_d(n, s + 1 if d is None else d)
+        p = s / n if p is None else float(p)
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"straggling probability p must lie in [0, 1), got {p}")
+        super().__init__(cyclic_support(n, d) / (d * (1.0 - p)), s)
+        self.d, self.p = d, p
+
+    def _decode(self, workers: list[int]) -> Decoding:
+        w = np.zeros(self.n)
+        w[workers] = 1.0
+        res = residual_of(w, self.B)
+        return Decoding(w, tuple(workers), res <= 1e-8, res, np.nan, 1.0 if workers else 0.0)
+
+
+class OptimalLstsq(GradientCode):
+    """Any ``B`` with the optimal least-squares decoder (Glasgow & Wootters 2021)."""
+
+    name = "lstsq"
+    exact_design = False
+
+    def __init__(self, n: int, s: int, d: int | None = None, B: np.ndarray | None = None) -> None:
+        check_ns(n, s)
+        if B is None:
+            B = cyclic_support(n, _check_d(n, s + 1 if d is None else d))
+        elif np.shape(B)[0] != n:
+            raise ValueError(f"B has {np.shape(B)[0]} rows but n={n} workers")
+        super().__init__(B, s)

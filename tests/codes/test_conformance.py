@@ -1,0 +1,124 @@
+"""One conformance suite run over every registered scheme."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gradcode.codes import REGISTRY, Decoding, make_code
+
+from .helpers import build
+
+SCHEMES = sorted(REGISTRY)
+SIZES = [(3, 0), (5, 2), (6, 2), (8, 3), (9, 2), (12, 3), (24, 3)]
+
+
+def _cases():
+    for name in SCHEMES:
+        for n, s in SIZES:
+            if name == "dgd" and s:
+                continue
+            yield name, n, s
+
+
+CASES = [c for c in _cases() if build(*c) is not None]
+
+
+@pytest.mark.parametrize("name,n,s", CASES)
+def test_shapes_and_placement_consistent(name, n, s):
+    code = build(name, n, s)
+    assert code.name == name
+    assert code.B.shape == (n, code.k)
+    assert not code.B.flags.writeable
+    for i in range(n):
+        assert code.placement[i] == tuple(np.flatnonzero(code.B[i]))
+        assert set(code.work(i, round=7)) <= set(code.placement[i])
+        assert code.coefficients(i).shape == (len(code.placement[i]),)
+    assert (np.count_nonzero(code.B, axis=0) >= 1).all(), "every partition is stored somewhere"
+
+
+@pytest.mark.parametrize("name,n,s", CASES)
+def test_no_stragglers_is_exact(name, n, s):
+    code = build(name, n, s)
+    d = code.decode(range(n))
+    if name != "is_sgd" and name != "sgc":
+        assert d.exact
+    assert isinstance(d, Decoding)
+    assert d.weights.shape == (n,)
+    assert d.residual == pytest.approx(np.linalg.norm(d.weights @ code.B - 1))
+
+
+@pytest.mark.parametrize("name,n,s", CASES)
+def test_decode_reports_residual_and_conditioning(name, n, s):
+    code = build(name, n, s)
+    rng = np.random.default_rng(0)
+    arrived = sorted(rng.choice(n, n - s, replace=False).tolist())
+    assert code.ready(arrived) or name in ("dgd", "frc")
+    d = code.decode(arrived)
+    assert set(np.flatnonzero(d.weights)) <= set(arrived)
+    assert d.residual >= 0 and d.max_abs_weight >= 0
+    assert d.cond >= 1 or np.isnan(d.cond)
+    assert d.exact == (d.residual <= 1e-8 * np.sqrt(code.k))
+    assert code.decode(list(reversed(arrived))) is d, "cached per pattern, order-free"
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_same_seed_same_code(name):
+    a = make_code(name, 9, 2, rng=np.random.default_rng(7))
+    b = make_code(name, 9, 2, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(a.B, b.B)
+
+
+def test_crc_seed_changes_matrix():
+    a = make_code("crc", 9, 2, rng=np.random.default_rng(7))
+    b = make_code("crc", 9, 2, rng=np.random.default_rng(8))
+    assert not np.allclose(a.B, b.B)
+
+
+@pytest.mark.parametrize(
+    "name,n,s,msg",
+    [
+        ("nope", 4, 1, "unknown scheme"),
+        ("frc", 7, 2, "does not divide"),
+        ("crc", 4, 4, "0 <= s < n"),
+        ("crc", 0, 0, "positive integer"),
+        ("cyclic_mds", 6, 2, r"n \+ s is odd"),
+        ("sgc", 6, 2, "replication"),
+    ],
+)
+def test_bad_parameters_raise_clear_value_error(name, n, s, msg):
+    opts = {"d": 0} if name == "sgc" else {}
+    with pytest.raises(ValueError, match=msg):
+        make_code(name, n, s, **opts)
+
+
+def test_unknown_option_is_value_error():
+    with pytest.raises(ValueError, match="bad options"):
+        make_code("frc", 4, 1, colour="red")
+
+
+def test_out_of_range_worker_rejected():
+    with pytest.raises(ValueError, match="out of range"):
+        make_code("crc", 4, 1).decode([0, 1, 9])
+
+
+@given(
+    name=st.sampled_from(SCHEMES),
+    n=st.integers(2, 16),
+    data=st.data(),
+)
+def test_decode_is_linear_in_messages(name, n, data):
+    """combine() is the linear map sum_i a_i m_i, and encode() is B's row."""
+    s = data.draw(st.integers(0, n - 1))
+    code = build(name, n, s if name != "dgd" else 0)
+    if code is None:
+        return
+    arrived = data.draw(st.sets(st.integers(0, n - 1), min_size=1))
+    rng = np.random.default_rng(n)
+    G = rng.standard_normal((code.k, 3))
+    M = np.stack([code.encode(i, G[list(code.placement[i])]) for i in range(n)])
+    np.testing.assert_allclose(M, code.B @ G, atol=1e-12)
+    d = code.decode(sorted(arrived))
+    np.testing.assert_allclose(d.combine(M), (d.weights @ code.B) @ G, atol=1e-9)
+    as_dict = d.combine({i: M[i] for i in arrived})
+    np.testing.assert_allclose(as_dict, d.combine(M), atol=1e-12)
