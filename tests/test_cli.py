@@ -57,3 +57,23 @@ def test_bad_arguments_give_one_line(capsys, argv, needle):
 def test_no_arguments_prints_help(capsys):
     code, out, _ = run(capsys)
     assert code == 0 and "codes" in out
+
+
+def test_reproduce_tandon2017_small(capsys, tmp_path):
+    code, out, _ = run(
+        capsys,
+        "reproduce",
+        "tandon2017",
+        "--out",
+        str(tmp_path),
+        "--workers",
+        "6",
+        "--rounds",
+        "50",
+    )
+    assert code == 0 and (tmp_path / "tandon2017.png").exists()
+
+
+def test_reproduce_bad_workers(capsys):
+    code, _, err = run(capsys, "reproduce", "tandon2017", "--workers", "1,x")
+    assert code == 2 and "comma-separated" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import typer
@@ -28,6 +29,10 @@ app = typer.Typer(
 )
 codes_app = typer.Typer(help="Inspect the gradient codes.", no_args_is_help=True)
 app.add_typer(codes_app, name="codes")
+reproduce_app = typer.Typer(
+    help="Reproduce published results (figures + CSV).", no_args_is_help=True
+)
+app.add_typer(reproduce_app, name="reproduce")
 
 out = Console(highlight=False)
 
@@ -134,6 +139,32 @@ def demo(
                     "n/a" if np.isnan(row.worst_cond) else f"{row.worst_cond:.3g}",
                 )
     out.print(table)
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise CLIError(f"{what} must be a comma-separated list of integers, got {text!r}") from None
+    if not values or min(values) < 2:
+        raise CLIError(f"{what} needs integers >= 2, got {text!r}")
+    return values
+
+
+@reproduce_app.command("tandon2017")
+def reproduce_tandon2017(
+    out_dir: Path = typer.Option(Path("out/tandon2017"), "--out", help="Output folder."),
+    workers: str = typer.Option("10,20,30", "--workers", help="Comma-separated n values."),
+    rounds: int = typer.Option(2000, "--rounds", min=1, help="Simulated rounds per point."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Average time per iteration vs s: naive, ignore-s, FRC, CRC (Tandon et al. 2017)."""
+    from .experiments.tandon2017 import Tandon2017Config, run
+
+    cfg = Tandon2017Config(ns=_int_list(workers, "--workers"), rounds=rounds, seed=seed)
+    with user_errors():
+        rows = run(cfg, out_dir)
+    out.print(f"{len(rows)} points -> {out_dir / 'tandon2017.csv'}, {out_dir / 'tandon2017.png'}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

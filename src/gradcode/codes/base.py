@@ -235,6 +235,25 @@ class GradientCode:
     def _decode(self, workers: list[int]) -> Decoding:
         return lstsq_decoding(self.B, workers)
 
+    # --- vectorised hooks for the simulator ------------------------------------
+    def completion_time(self, times: np.ndarray) -> np.ndarray:
+        """Earliest time :meth:`ready` holds, given arrival times ``(..., n)``.
+
+        ``inf`` entries are workers that never arrive; the result is ``inf``
+        where the master would wait forever.  The default is the rule
+        "``n - s`` arrivals": the ``(n - s)``-th order statistic.
+        """
+        need = self.n - self.s
+        return np.partition(times, need - 1, axis=-1)[..., need - 1]
+
+    def decode_batch(self, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(exact, residual)`` for each row of a boolean ``(rounds, n)`` mask.
+
+        Each distinct pattern is decoded once (through the cache); subclasses
+        override this with closed forms.
+        """
+        return _batch_by_pattern(self, used)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, s={self.s})"
 
@@ -259,3 +278,46 @@ def cyclic_support(n: int, width: int) -> np.ndarray:
     for i in range(n):
         S[i, (i + np.arange(width)) % n] = 1.0
     return S
+
+
+def pattern_ids(used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a boolean ``(R, n)`` mask: ``(unique_rows, inverse)``."""
+    used = np.asarray(used, dtype=bool)
+    n = used.shape[1]
+    packed = np.packbits(used, axis=1)
+    if packed.shape[1] <= 8:  # one uint64 key per row: much faster to sort than bytes
+        wide = np.zeros((len(packed), 8), dtype=np.uint8)
+        wide[:, : packed.shape[1]] = packed
+        uniq, inverse = np.unique(wide.view(np.uint64).ravel(), return_inverse=True)
+        rows = np.unpackbits(uniq.view(np.uint8).reshape(-1, 8), axis=1)[:, :n]
+        return rows.astype(bool), inverse.ravel()
+    packed = np.ascontiguousarray(packed)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return used[first], inverse.ravel()
+
+
+def _batch_by_pattern(code: GradientCode, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, inverse = pattern_ids(used)
+    exact = np.empty(len(rows), dtype=bool)
+    residual = np.empty(len(rows))
+    for j, row in enumerate(rows):
+        d = code.decode(np.flatnonzero(row).tolist())
+        exact[j], residual[j] = d.exact, d.residual
+    return exact[inverse], residual[inverse]
+
+
+def mds_batch(code: GradientCode, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batch decode for codes exact from ANY ``n - s`` workers (crc, cyclic_mds).
+
+    Rows with at least ``n - s`` workers are exact by the code's design (and
+    the exhaustive tests); only the others are decoded pattern by pattern.
+    """
+    used = np.asarray(used, dtype=bool)
+    enough = used.sum(axis=1) >= code.n - code.s
+    exact = enough.copy()
+    residual = np.zeros(len(used))
+    if (~enough).any():
+        e, r = _batch_by_pattern(code, used[~enough])
+        exact[~enough], residual[~enough] = e, r
+    return exact, residual

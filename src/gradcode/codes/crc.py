@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GradientCode, check_ns, cyclic_support
+from .base import GradientCode, check_ns, cyclic_support, mds_batch
 
 
 def crc_matrix(n: int, s: int, rng: np.random.Generator, candidates: int = 8) -> np.ndarray:
@@ -74,3 +74,6 @@ class CRC(GradientCode):
     ) -> None:
         rng = np.random.default_rng(0) if rng is None else rng
         super().__init__(crc_matrix(n, s, rng, candidates), s)
+
+    def decode_batch(self, used):
+        return mds_batch(self, used)

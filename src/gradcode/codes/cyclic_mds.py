@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GradientCode, check_ns
+from .base import GradientCode, check_ns, mds_batch
 
 
 def is_real_valued(n: int, s: int) -> bool:
@@ -79,3 +79,6 @@ class CyclicMDS(GradientCode):
 
     def __init__(self, n: int, s: int) -> None:
         super().__init__(cyclic_mds_matrix(n, s), s)
+
+    def decode_batch(self, used):
+        return mds_batch(self, used)

@@ -38,6 +38,13 @@ class DGD(GradientCode):
     def ready(self, arrived) -> bool:
         return len(set(arrived)) >= self.n
 
+    def completion_time(self, times):
+        return np.max(times, axis=-1)
+
+    def decode_batch(self, used):
+        missing = self.n - np.asarray(used, dtype=bool).sum(axis=1)
+        return missing == 0, np.sqrt(missing)
+
     def _decode(self, workers: list[int]) -> Decoding:
         w = np.zeros(self.n)
         w[workers] = 1.0
@@ -62,6 +69,12 @@ class ISSGD(GradientCode):
         res = residual_of(w, self.B)
         cond = 1.0 if workers else np.inf
         return Decoding(w, tuple(workers), res <= 1e-12, res, cond, float(np.max(np.abs(w))))
+
+    def decode_batch(self, used):
+        c = np.asarray(used, dtype=bool).sum(axis=1).astype(float)
+        scale = np.divide(self.n, c, out=np.zeros_like(c), where=c > 0)
+        residual = np.sqrt(c * (scale - 1.0) ** 2 + (self.n - c))
+        return residual <= 1e-12, residual
 
 
 __all__ = ["DGD", "ISSGD"]

@@ -1,0 +1,1 @@
+"""Experiments: reproductions of published results and declarative studies."""
