@@ -1,0 +1,359 @@
+"""Pipelined gradient coding (PGC): GC's straggler tolerance at IS-SGD's compute cost.
+
+Gradient coding (Tandon et al., ICML 2017) makes every worker compute
+``s + 1`` partition gradients per round so that any ``n - s`` messages
+determine the full gradient.  PGC keeps GC's placement (each worker stores a
+window of ``r = s + 1`` partitions) but lets each worker compute **one**
+partition per round, in rotation, and send the sum of the latest gradients of
+all ``r`` partitions it stores: one fresh, the others 1..s rounds old.
+
+Placement and rotation (``n`` workers, ``n`` partitions):
+
+* ``"frc"`` (needs ``r | n``): group ``g`` = workers ``gr .. gr+r-1`` store
+  partitions ``gr .. gr+r-1``; in round ``t`` member ``l`` computes
+  ``g r + ((l + t) mod r)``;
+* ``"cr"``: worker ``i`` stores ``i .. i+s (mod n)`` and computes
+  ``(i + (t mod r)) mod n``.
+
+Either way each round's computation is a permutation of the partitions (every
+partition computed exactly once, by one worker), and a worker's message holds
+each of its partitions at a different age ``0 .. s``.
+
+Decoding (estimate of ``sum_j g_j``; see :mod:`gradcode.codes.protocol`):
+
+* FRC: average the on-time messages of each group, add the groups.  Every
+  partition enters with weight exactly 1; with no stragglers the update is
+  ``(1/r) sum_{a=0}^{s} sum_j g_j(w_{t-a})``, the mean of the last ``s + 1``
+  full gradients.  A group with no on-time message uses its cached sum if that
+  is at most ``cache_cap`` rounds old, else it is omitted and the total is
+  rescaled by ``groups / groups_used``.  Each fallback is reported.
+* CR: average the complete *tiling classes* ``{c, c+r, c+2r, ...}`` (each
+  covers every partition once; needs ``r | n``; ``<= s`` stragglers leave at
+  least one complete); otherwise non-negative least squares ``min ||a B_K -
+  1||, a >= 0`` with its residual reported.
+
+Never Tandon's signed coefficients: with stale copies the ``+/-`` weights of
+``crc`` would amplify the differences between gradients of different ages.
+Messages whose oldest gradient is older than ``staleness_cap`` (default ``s``)
+are dropped.
+
+Variants (same module): ``pgc_reference`` (CR placement, uniform decoder
+``sum(messages) * n / ((n - s)(s + 1))``, as in the public reference script),
+``pgc_memory`` (workers send only the fresh gradient; the master keeps each
+partition's latest gradient, folds late results in, drops those older than the
+cap), and ``is_latefold`` (IS-SGD placement with the same late folding; an
+ablation).
+
+Example (n = 4, s = 1, FRC groups {0,1} {2,3})::
+
+    >>> scheme = PGC(4, 1)
+    >>> [scheme.compute_plan(scheme.init_worker(w), w, 0) for w in range(4)]   # warm-up
+    [(0, 1), (0, 1), (2, 3), (2, 3)]
+    >>> state = scheme.init_worker(0)
+    >>> [scheme.rotation(w, 5) for w in range(4)]
+    [(1,), (0,), (3,), (2,)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .base import check_ns, cyclic_support
+from .frc import frc_matrix
+from .protocol import Message, Update, weighted_staleness
+
+
+@dataclass(frozen=True)
+class PGCWorkerState:
+    """A PGC worker's memory: latest gradient and its round, per stored partition."""
+
+    grads: Mapping[int, np.ndarray]
+    computed: Mapping[int, int]
+    total: np.ndarray | None
+    since_refresh: int = 0
+
+
+@dataclass(frozen=True)
+class PGCMasterState:
+    """FRC: last good sum per group; memory variants: latest gradient per partition."""
+
+    cache: Mapping[int, tuple[np.ndarray, int]]
+
+
+def nnls(A: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
+    """Lawson-Hanson non-negative least squares ``argmin_{x >= 0} ||A x - b||``."""
+    m, n = A.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    for _ in range(max_iter):
+        w = A.T @ (b - A @ x)
+        if passive.all() or w[~passive].max(initial=-np.inf) <= 1e-12:
+            break
+        passive[np.argmax(np.where(passive, -np.inf, w))] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            neg = passive & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg]))
+            x = x + alpha * (z - x)
+            passive &= x > 1e-12
+    return x
+
+
+class PGC:
+    """Pipelined gradient coding (``placement="frc"`` default, or ``"cr"``)."""
+
+    name = "pgc"
+    stateful = True
+    load = 1
+
+    def __init__(
+        self,
+        n: int,
+        s: int,
+        placement: str = "frc",
+        staleness_cap: int | None = None,
+        cache_cap: int | None = None,
+        stop: str = "count",
+        refresh_every: int = 100,
+    ) -> None:
+        check_ns(n, s)
+        self.n, self.s, self.k, self.r = n, s, n, s + 1
+        if placement not in ("frc", "cr"):
+            raise ValueError(f"placement must be 'frc' or 'cr', got {placement!r}")
+        if stop not in ("count", "groups"):
+            raise ValueError(f"stop must be 'count' (n-s arrivals) or 'groups', got {stop!r}")
+        if stop == "groups" and placement != "frc":
+            raise ValueError("stop='groups' needs the FRC placement")
+        self.placement_kind, self.stop = placement, stop
+        self.B = frc_matrix(n, self.r) if placement == "frc" else cyclic_support(n, self.r)
+        self.placement = tuple(tuple(int(j) for j in np.flatnonzero(row)) for row in self.B)
+        self.staleness_cap = s if staleness_cap is None else int(staleness_cap)
+        self.cache_cap = self.staleness_cap if cache_cap is None else int(cache_cap)
+        if self.staleness_cap < s:
+            raise ValueError(f"staleness_cap must be >= s={s}, or no message is ever usable")
+        self.refresh_every = int(refresh_every)
+
+    # --- worker side ----------------------------------------------------------------
+    def rotation(self, worker: int, t: int) -> tuple[int, ...]:
+        """The one partition ``worker`` computes in round ``t`` (steady state)."""
+        r = self.r
+        if self.placement_kind == "frc":
+            g, l = divmod(worker, r)
+            return (g * r + (l + t) % r,)
+        return ((worker + t % r) % self.n,)
+
+    def init_worker(self, worker: int) -> PGCWorkerState:
+        return PGCWorkerState({}, {}, None)
+
+    def compute_plan(self, state: PGCWorkerState, worker: int, t: int) -> tuple[int, ...]:
+        """One partition in rotation; all ``r`` stored ones (warm-up) when memory is
+        empty or would still hold a gradient older than the cap after this round."""
+        fresh = self.rotation(worker, t)
+        rest = [state.computed.get(p) for p in self.placement[worker] if p not in fresh]
+        if any(c is None or t - c > self.staleness_cap for c in rest):
+            return self.placement[worker]
+        return fresh
+
+    def worker_message(self, state: PGCWorkerState, worker: int, t: int, grads):
+        g, c = dict(state.grads), dict(state.computed)
+        total, since = state.total, state.since_refresh + 1
+        for p, v in grads.items():
+            if total is not None and p in g and since < self.refresh_every:
+                total = total - g[p] + v
+            else:
+                total = None
+            g[p], c[p] = v, t
+        if total is None or since >= self.refresh_every:  # recompute against float drift
+            total, since = sum(g[p] for p in self.placement[worker]), 0
+        state = PGCWorkerState(g, c, total, since)
+        parts = self.placement[worker]
+        return state, Message(worker, t, total, parts, tuple(c[p] for p in parts))
+
+    # --- master side ----------------------------------------------------------------
+    def init_master(self) -> PGCMasterState:
+        return PGCMasterState({})
+
+    def ready(self, arrived) -> bool:
+        arrived = set(arrived)
+        if self.stop == "groups":
+            return len({w // self.r for w in arrived}) == self.n // self.r
+        return len(arrived) >= self.n - self.s
+
+    def completion_time(self, times):
+        times = np.asarray(times)
+        if self.stop == "groups":
+            G = self.n // self.r
+            return times.reshape(*times.shape[:-1], G, self.r).min(axis=-1).max(axis=-1)
+        need = self.n - self.s
+        return np.partition(times, need - 1, axis=-1)[..., need - 1]
+
+    def master_update(self, state: PGCMasterState, t: int, messages: Sequence[Message], late=()):
+        fresh = [m for m in messages if m.age(t) <= self.staleness_cap]
+        notes = [
+            f"dropped worker {m.worker}: age {m.age(t)} > cap {self.staleness_cap}"
+            for m in messages
+            if m.age(t) > self.staleness_cap
+        ]
+        if self.placement_kind == "frc":
+            return self._decode_frc(state, t, fresh, notes)
+        return state, self._decode_cr(t, fresh, notes)
+
+    def _decode_frc(self, state, t, fresh, notes):
+        r, G = self.r, self.n // self.r
+        cache = dict(state.cache)
+        used_msgs, weights, total, groups_used = [], [], None, 0
+        for g in range(G):
+            members = [m for m in fresh if m.worker // r == g]
+            if members:
+                vec = sum(m.vector for m in members) / len(members)
+                cache[g] = (vec, min(m.oldest for m in members))
+                used_msgs += members
+                weights += [1.0 / len(members)] * len(members)
+            elif g in cache and t - cache[g][1] <= self.cache_cap:
+                vec = cache[g][0]
+                notes.append(f"group {g}: cached sum, age {t - cache[g][1]}")
+                parts = tuple(range(g * r, (g + 1) * r))
+                used_msgs.append(Message(-1, t, vec, parts, (cache[g][1],) * r))
+                weights.append(1.0)
+            else:
+                notes.append(f"group {g}: omitted (no message within cap)")
+                continue
+            groups_used += 1
+            total = vec if total is None else total + vec
+        scale = G / groups_used if groups_used else 0.0
+        if groups_used and groups_used < G:
+            notes.append(f"rescaled by {scale:.4g} for {G - groups_used} omitted group(s)")
+            total = total * scale
+            weights = [w * scale for w in weights]
+        upd = self._update(t, used_msgs, weights, total, "pgc-frc-average", notes)
+        return PGCMasterState(cache), upd
+
+    def _decode_cr(self, t, fresh, notes):
+        r, n = self.r, self.n
+        by_worker = {m.worker: m for m in fresh}
+        if n % r == 0:
+            classes = [list(range(c, n, r)) for c in range(r)]
+            complete = [cl for cl in classes if all(w in by_worker for w in cl)]
+            if complete:
+                msgs = [by_worker[w] for cl in complete for w in cl]
+                wts = [1.0 / len(complete)] * len(msgs)
+                total = sum(m.vector * w for m, w in zip(msgs, wts, strict=True))
+                return self._update(t, msgs, wts, total, "pgc-cr-tiling", notes)
+        msgs = sorted(by_worker.values(), key=lambda m: m.worker)
+        if not msgs:
+            return self._update(t, [], [], None, "pgc-cr-nnls", notes + ["no usable message"])
+        a = nnls(self.B[[m.worker for m in msgs]].T, np.ones(self.k))
+        notes.append("no complete tiling class: non-negative least squares")
+        total = sum(m.vector * w for m, w in zip(msgs, a, strict=True))
+        return self._update(t, msgs, list(a), total, "pgc-cr-nnls", notes)
+
+    def _update(self, t, msgs, weights, total, decoder, notes) -> Update:
+        pw, smax, smean = weighted_staleness(t, msgs, weights, self.k)
+        residual = float(np.linalg.norm(pw - 1.0))
+        covered = residual <= 1e-9
+        return Update(
+            gradient=total,
+            used=tuple(sorted({m.worker for m in msgs if m.worker >= 0})),
+            exact=covered and smax == 0,
+            covered=covered,
+            residual=residual,
+            staleness_max=smax,
+            staleness_mean=smean,
+            decoder=decoder,
+            partition_weights=pw,
+            fallbacks=tuple(notes),
+        )
+
+    # --- simulator hook: coverage of each arrival pattern ------------------------------
+    def decode_batch(self, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(covered, residual)`` per round, without caches or staleness (on-time only)."""
+        used = np.asarray(used, dtype=bool)
+        if self.placement_kind == "frc":
+            cov = used.reshape(len(used), -1, self.r).any(axis=2)
+            n_cov = cov.sum(axis=1)
+            scale = np.divide(cov.shape[1], n_cov, out=np.zeros(len(used)), where=n_cov > 0)
+            res = np.sqrt(self.r * (n_cov * (scale - 1.0) ** 2 + (cov.shape[1] - n_cov)))
+            return res <= 1e-9, res
+        out = np.empty(len(used))
+        for i, row in enumerate(used):
+            K = np.flatnonzero(row)
+            a = nnls(self.B[K].T, np.ones(self.k)) if K.size else np.zeros(0)
+            out[i] = np.linalg.norm(a @ self.B[K] - 1.0) if K.size else np.sqrt(self.k)
+        return out <= 1e-9, out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n={self.n}, s={self.s}, placement={self.placement_kind!r})"
+
+
+class PGCReference(PGC):
+    """CR placement with the uniform decoder ``sum(messages) * n / ((n - s)(s + 1))``."""
+
+    name = "pgc_reference"
+
+    def __init__(self, n: int, s: int, **kw) -> None:
+        super().__init__(n, s, placement="cr", **kw)
+
+    def master_update(self, state, t, messages, late=()):
+        fresh = [m for m in messages if m.age(t) <= self.staleness_cap]
+        if not fresh:
+            return state, self._update(t, [], [], None, "uniform", ["no usable message"])
+        c = self.n / ((self.n - self.s) * self.r)
+        total = c * sum(m.vector for m in fresh)
+        return state, self._update(t, fresh, [c] * len(fresh), total, "uniform", [])
+
+    def decode_batch(self, used):
+        used = np.asarray(used, dtype=float)
+        res = np.linalg.norm(used @ self.B * (self.n / ((self.n - self.s) * self.r)) - 1, axis=1)
+        return res <= 1e-9, res
+
+
+class PGCMemory(PGC):
+    """Workers send only the fresh gradient; the master remembers every partition's latest."""
+
+    name = "pgc_memory"
+
+    def compute_plan(self, state, worker, t):
+        return self.rotation(worker, t)
+
+    def worker_message(self, state, worker, t, grads):
+        (p, v), *_ = grads.items()
+        return state, Message(worker, t, v, (p,), (t,))
+
+    def master_update(self, state, t, messages, late=()):
+        cache = dict(state.cache)
+        for m in list(late) + list(messages):  # fold in late results, then on-time ones
+            for p in m.partitions:
+                if p not in cache or cache[p][1] <= m.round:
+                    cache[p] = (m.vector, m.round)
+        live = {p: vc for p, vc in cache.items() if t - vc[1] <= self.staleness_cap}
+        notes = []
+        if len(live) < self.k:
+            notes.append(f"{self.k - len(live)} partition(s) missing or older than the cap")
+        if not live:
+            return PGCMasterState(cache), self._update(t, [], [], None, "memory", notes)
+        scale = self.k / len(live)
+        msgs = [Message(-1, vc[1], vc[0], (p,), (vc[1],)) for p, vc in live.items()]
+        total = scale * sum(vc[0] for vc in live.values())
+        upd = self._update(t, msgs, [scale] * len(msgs), total, "memory", notes)
+        return PGCMasterState(cache), replace(upd, used=tuple(sorted(m.worker for m in messages)))
+
+
+class ISLateFold(PGCMemory):
+    """IS-SGD placement (worker i owns partition i) with late results folded in (ablation)."""
+
+    name = "is_latefold"
+
+    def __init__(self, n: int, s: int, **kw) -> None:
+        super().__init__(n, 0 if n == 1 else s, **kw)
+        self.B = np.eye(n)
+        self.placement = tuple((i,) for i in range(n))
+
+    def rotation(self, worker, t):
+        return (worker,)
