@@ -152,7 +152,7 @@ def qmax(assignment: ChunkAssignment, l: int = 1) -> float:
 
 
 def qmax_lower_bound(m: int, delta: int) -> int:
-    """``1 + (m - delta) delta + delta (delta - 1) / 2``: best ``Qmax`` for ``N = m``, regular ``A``."""
+    """Best ``Qmax`` (``N = m``, regular ``A``): ``1 + (m - delta) delta + delta (delta - 1)/2``."""
     return int(1 + (m - delta) * delta + delta * (delta - 1) // 2)
 
 

@@ -145,16 +145,18 @@ class PartialDecoding:
     nmse: float
 
     @property
-    def l(self) -> int:
+    def parts(self) -> int:
+        """``l``, the number of parts the gradient is split into."""
         return self.D.shape[0]
 
     def _parts(self, grads: np.ndarray) -> np.ndarray:
         grads = np.asarray(grads, dtype=np.float64)
         if grads.ndim != 2 or grads.shape[0] != len(self.holders):
             raise ValueError(f"grads must have shape (N={len(self.holders)}, d), got {grads.shape}")
-        if grads.shape[1] % self.l:
-            raise ValueError(f"gradient length d={grads.shape[1]} is not divisible by l={self.l}")
-        return grads.reshape(grads.shape[0], self.l, -1)
+        if grads.shape[1] % self.parts:
+            d = grads.shape[1]
+            raise ValueError(f"gradient length d={d} is not divisible by l={self.parts}")
+        return grads.reshape(grads.shape[0], self.parts, -1)
 
     def encode(self, worker: int, grads: np.ndarray) -> np.ndarray:
         """``f_j`` (length ``d / l``) from the chunk gradients ``grads`` (``N x d``).
@@ -315,7 +317,7 @@ class PartialStragglerCode:
 
     # --- streaming transport (V2) -------------------------------------------
     def piece(self, worker: int, chunk_grad: np.ndarray) -> np.ndarray:
-        """Worker ``j``'s coded piece ``D[:, j] @ G_i`` for one finished chunk (length ``d / l``)."""
+        """Worker ``j``'s coded piece ``D[:, j] @ G_i`` (length ``d / l``) for a finished chunk."""
         g = np.asarray(chunk_grad, dtype=np.float64)
         if g.ndim != 1 or g.size % self.l:
             raise ValueError(f"chunk gradient must be 1-D with length divisible by l={self.l}")
