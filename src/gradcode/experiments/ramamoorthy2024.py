@@ -104,7 +104,7 @@ def panel_a(out_dir, trials, rng, plt) -> dict:
         rows += [[l, t, p, o] for t, p, o in zip(T, mp, mo, strict=True)]
         (line,) = ax.plot(T, mp, label=f"proposed, l={l}")
         ax.plot(T, mo, "--", color=line.get_color(), label=f"original, l={l}")
-    ax.set(xlabel="deadline T", ylabel="normalised MSE", yscale="symlog", title="(a) m=N=20, δ=4")
+    ax.set(xlabel="deadline T", ylabel="normalised MSE", title="(a) m=N=20, δ=4")
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.legend(fontsize=7)
     fig.tight_layout()
