@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from . import __version__
-from .codes import REGISTRY, make_code
+from .codes import REGISTRY, make_code, stateless_names
 from .codes.inspect import report, robustness
 
 app = typer.Typer(
@@ -81,6 +81,9 @@ def codes_show(
     """Print a code's encoding matrix, load, tolerance and worst conditioning."""
     with user_errors():
         code = make_code(scheme, n, s, rng=np.random.default_rng(seed))
+        if REGISTRY[scheme].stateful:
+            _show_stateful(code)
+            return
         rep = report(code, np.random.default_rng(seed), limit=patterns)
     with np.printoptions(precision=3, suppress=True, linewidth=160):
         out.print(f"[bold]{code.name}[/bold]  n={code.n}  s={code.s}  partitions k={code.k}")
@@ -119,7 +122,7 @@ def demo(
         "worst cond(B_K)",
         title=f"gradient codes at n={n}, s={s} ({trials} random straggler sets per row)",
     )
-    for name in REGISTRY:
+    for name in stateless_names():
         with user_errors():
             try:
                 code = make_code(
@@ -165,6 +168,40 @@ def reproduce_tandon2017(
     with user_errors():
         rows = run(cfg, out_dir)
     out.print(f"{len(rows)} points -> {out_dir / 'tandon2017.csv'}, {out_dir / 'tandon2017.png'}")
+
+
+@reproduce_app.command("ramamoorthy2024")
+def reproduce_ramamoorthy2024(
+    out_dir: Path = typer.Option(Path("out/ramamoorthy2024"), "--out", help="Output folder."),
+    trials: int = typer.Option(1000, "--trials", min=2, help="Monte-Carlo trials per point."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Partial-straggler GC: MSE vs deadline, completion vs l, ordering, Vandermonde."""
+    from .experiments.ramamoorthy2024 import run
+
+    with user_errors():
+        summary = run(out_dir, trials, np.random.default_rng(seed))
+    ratios = summary.get("completion_ratio_proposed_over_original", {})
+    for key, value in ratios.items():
+        out.print(f"exact completion, proposed / original, {key}: {value:.2f}")
+    out.print(f"figures and CSVs -> {out_dir}")
+
+
+def _show_stateful(scheme) -> None:
+    """Placement and the per-round rotation of a pipelined scheme."""
+    out.print(f"[bold]{scheme.name}[/bold]  n={scheme.n}  s={scheme.s}  partitions k={scheme.k}")
+    with np.printoptions(precision=3, suppress=True, linewidth=160):
+        out.print("placement (row = worker, column = partition stored):")
+        out.print(str(scheme.B), markup=False)
+    r = scheme.s + 1
+    out.print(f"partition computed in round t (steady state, rounds 0..{r - 1}):")
+    for w in range(scheme.n):
+        plan = [scheme.rotation(w, t)[0] for t in range(r)]
+        out.print(f"  worker {w:>3}: {plan}")
+    out.print(
+        f"load: 1 partition per worker per round ({len(scheme.placement[0])} in the warm-up); "
+        f"staleness cap {scheme.staleness_cap} rounds"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -21,6 +21,7 @@ from .base import EXACT_TOL, Decoding, GradientCode, LinearCode, lstsq_decoding
 from .crc import CRC
 from .cyclic_mds import CyclicMDS, is_real_valued
 from .frc import FRC, ErasureHead
+from .pgc import PGC, ISLateFold, PGCMemory, PGCReference
 from .simple import DGD, ISSGD
 
 
@@ -34,6 +35,7 @@ class SchemeInfo:
     summary: str
     citation: str
     takes_rng: bool = False
+    stateful: bool = False  # speaks the round protocol itself (not a GradientCode)
 
 
 REGISTRY: dict[str, SchemeInfo] = {
@@ -80,6 +82,22 @@ REGISTRY: dict[str, SchemeInfo] = {
             "Bitar et al. IEEE JSAIT 2020",
         ),
         SchemeInfo(
+            "pgc", PGC, True, "pipelined GC: 1 partition/round, sum of latest s+1 (stale)",
+            "gradcode (flagship)", stateful=True,
+        ),
+        SchemeInfo(
+            "pgc_reference", PGCReference, False, "PGC, CR placement, uniform decoder",
+            "public PGC reference script", stateful=True,
+        ),
+        SchemeInfo(
+            "pgc_memory", PGCMemory, True, "fresh gradient only; master keeps latest per part",
+            "gradcode (PGC variant)", stateful=True,
+        ),
+        SchemeInfo(
+            "is_latefold", ISLateFold, False, "IS-SGD with late results folded in",
+            "gradcode (ablation)", stateful=True,
+        ),
+        SchemeInfo(
             "lstsq",
             OptimalLstsq,
             False,
@@ -88,6 +106,18 @@ REGISTRY: dict[str, SchemeInfo] = {
         ),
     )
 }
+
+
+def stateless_names() -> list[str]:
+    """Schemes that are plain :class:`GradientCode` objects (one encoding matrix)."""
+    return [name for name, info in REGISTRY.items() if not info.stateful]
+
+
+def make_scheme(name: str, n: int, s: int, rng: np.random.Generator | None = None, **options):
+    """Any registered scheme as a round-protocol object (codes are wrapped)."""
+    from .protocol import as_scheme
+
+    return as_scheme(make_code(name, n, s, rng=rng, **options))
 
 
 def make_code(
@@ -124,6 +154,12 @@ __all__ = [
     "GradientCode",
     "LinearCode",
     "OptimalLstsq",
+    "PGC",
+    "ISLateFold",
+    "PGCMemory",
+    "PGCReference",
+    "stateless_names",
+    "make_scheme",
     "SchemeInfo",
     "is_real_valued",
     "lstsq_decoding",
