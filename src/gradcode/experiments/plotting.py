@@ -16,6 +16,11 @@ SCHEME_STYLE = {
     "crc": dict(color="tab:orange", marker="^", label="CRC"),
     "cyclic_mds": dict(color="tab:green", marker="v", label="cyclic MDS"),
     "pgc": dict(color="tab:red", marker="*", label="PGC"),
+    "pgc_reference": dict(color="tab:pink", marker="+", label="pgc_reference", linestyle="--"),
+    "pgc_memory": dict(color="tab:purple", marker="d", label="pgc_memory"),
+    "is_latefold": dict(color="tab:brown", marker=".", label="is_latefold", linestyle=":"),
+    "erasurehead": dict(color="tab:cyan", marker="<", label="ErasureHead"),
+    "sgc": dict(color="tab:olive", marker=">", label="SGC"),
 }
 
 

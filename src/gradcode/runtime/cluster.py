@@ -1,0 +1,160 @@
+"""The ``Cluster`` interface and the in-process backend (the embedded default).
+
+A cluster runs one round at a time: it ships the weights to every live
+worker, lets each compute what the scheme's ``compute_plan`` says, builds its
+message with ``worker_message`` and returns the messages the master gets on
+time (in arrival order), the late ones that arrived during the round, and the
+round's duration.  The master loop (:mod:`gradcode.runtime.loop`) is the same
+for every backend.
+
+:class:`LocalCluster` computes real gradients in-process and keeps a *virtual*
+clock: a worker's finishing time is drawn from the seeded straggler model
+(:class:`Schedule`), at the load it actually computed.  Everything is
+deterministic for a seed.  Simplification (documented, as in Tandon et al.'s
+simulations): each worker starts every round at the broadcast; a result that
+misses its round still arrives at its own time and is handed to the master
+in the round during which it arrives (schemes that fold late work in use it;
+others ignore it).  Late results older than ``late_cap`` rounds are dropped,
+so no backlog grows without bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..codes.protocol import Message
+from ..stragglers import DelayModel
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What the master receives in one round."""
+
+    on_time: list[Message]
+    late: list[Message]
+    duration: float
+    times: np.ndarray  # per-worker finishing time in this round (inf = nothing)
+    ready: bool  # the scheme's stop rule was met (False: deadline or fallback)
+    dropped: list[str] = field(default_factory=list)
+
+
+class Cluster(Protocol):
+    n: int
+
+    def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome: ...
+
+    def state(self) -> dict: ...
+
+    def restore(self, state: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Schedule:
+    """Seeded per-(round, worker) times at any load, all from the same draws.
+
+    ``times(t, loads)`` returns round ``t``'s finishing times for per-worker
+    ``loads``.  The full ``(rounds, n)`` matrix for each distinct load is drawn
+    once from a generator seeded with ``seed``: the random numbers do not
+    depend on the load, so a worker's time at load 3 is its time at load 1
+    scaled by the model.  Round ``t`` is the same whether or not a run was
+    resumed.
+    """
+
+    def __init__(self, model: DelayModel, seed: int, rounds: int, n: int) -> None:
+        self.model, self.seed, self.rounds, self.n = model, seed, rounds, n
+        self._by_load: dict[float, np.ndarray] = {}
+
+    def _matrix(self, load: float) -> np.ndarray:
+        if load not in self._by_load:
+            rng = np.random.default_rng(self.seed)
+            self._by_load[load] = self.model.sample(rng, self.rounds, self.n, load=load)
+        return self._by_load[load]
+
+    def times(self, t: int, loads) -> np.ndarray:
+        if not 0 <= t < self.rounds:
+            raise ValueError(f"round {t} outside the schedule's 0..{self.rounds - 1}")
+        loads = np.broadcast_to(np.asarray(loads, dtype=float), (self.n,))
+        out = np.empty(self.n)
+        for load in np.unique(loads):
+            mask = loads == load
+            out[mask] = self._matrix(float(load))[t, mask]
+        return out
+
+
+def stop_time(scheme, times: np.ndarray, deadline: float | None) -> tuple[float, bool]:
+    """When the master stops waiting, and whether the scheme's rule was met."""
+    t = float(scheme.completion_time(times[None, :])[0])
+    ready = np.isfinite(t)
+    if deadline is not None and t > deadline:
+        return float(deadline), False
+    return t, bool(ready)
+
+
+class LocalCluster:
+    """In-process workers, real gradients, virtual clock (deterministic)."""
+
+    def __init__(
+        self,
+        scheme,
+        oracle,
+        schedule: Schedule,
+        deadline: float | None = None,
+        late_cap: int | None = None,
+    ) -> None:
+        if oracle.num_partitions != scheme.k:
+            raise ValueError(
+                f"the data has {oracle.num_partitions} partitions but the scheme needs {scheme.k}"
+            )
+        self.scheme, self.oracle, self.schedule = scheme, oracle, schedule
+        self.n = scheme.n
+        self.deadline = deadline
+        self.late_cap = scheme.s + 1 if late_cap is None else late_cap
+        self.worker_states = [scheme.init_worker(w) for w in range(self.n)]
+        self.clock = 0.0
+        self.pending: list[tuple[float, Message]] = []  # (absolute arrival, message)
+
+    def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome:
+        plans = [self.scheme.compute_plan(self.worker_states[w], w, t) for w in range(self.n)]
+        times = self.schedule.times(t, [len(p) for p in plans])
+        duration, ready = stop_time(self.scheme, times, self.deadline)
+        if not np.isfinite(duration):  # never ready: take everything that ever arrives
+            finite = times[np.isfinite(times)]
+            duration = float(finite.max()) if finite.size else 0.0
+        on_time, late_now = [], []
+        stateful = getattr(self.scheme, "stateful", False)
+        for w in np.argsort(times, kind="stable"):
+            w = int(w)
+            if not np.isfinite(times[w]):
+                continue  # crashed this round: computes nothing, sends nothing
+            if times[w] > duration and not stateful:
+                continue  # a stateless code never uses a late message: skip the work
+            grads = {p: self.oracle.partition_gradient(p, weights) for p in plans[w]}
+            self.worker_states[w], msg = self.scheme.worker_message(
+                self.worker_states[w], w, t, grads
+            )
+            if times[w] <= duration:
+                on_time.append(msg)
+            else:
+                self.pending.append((self.clock + times[w], msg))
+        end = self.clock + duration
+        dropped = [f"late result of worker {m.worker} from round {m.round} too old"
+                   for a, m in self.pending if a <= end and t - m.round > self.late_cap]
+        late_now = [m for a, m in self.pending if a <= end and t - m.round <= self.late_cap]
+        self.pending = [(a, m) for a, m in self.pending if a > end and t - m.round <= self.late_cap]
+        self.clock = end
+        return RoundOutcome(on_time, late_now, duration, times, ready, dropped)
+
+    def state(self) -> dict:
+        return {"worker_states": self.worker_states, "clock": self.clock, "pending": self.pending}
+
+    def restore(self, state: dict) -> None:
+        self.worker_states = list(state["worker_states"])
+        self.clock = float(state["clock"])
+        self.pending = list(state["pending"])
+
+    def close(self) -> None:
+        pass
