@@ -158,7 +158,8 @@ class Task:
         dev = _resolve_device(device)
         if partitioning not in PARTITIONINGS:
             raise ValueError(f"unknown partitioning {partitioning!r}; choose {list(PARTITIONINGS)}")
-        data_rng, model_rng, part_rng = rng.spawn(3)
+        seeds = rng.integers(2**63 - 1, size=3)  # (Generator.spawn needs numpy >= 1.25)
+        data_rng, model_rng, part_rng = (np.random.default_rng(int(s)) for s in seeds)
         ds = load_dataset(dataset_name, data_rng, data_dir, test_fraction, verify=verify)
         model = make_model(model_name, ds.input_shape, ds.n_classes, model_rng, dtype=dtype)
         parts = partition(ds.y_train, num_partitions, partitioning, part_rng)
