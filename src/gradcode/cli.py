@@ -204,6 +204,126 @@ def _show_stateful(scheme) -> None:
     )
 
 
+@app.command("train")
+def train_cmd(
+    scheme: str = typer.Option("pgc", "--scheme", help="Scheme (see `gradcode codes list`)."),
+    workers: int = typer.Option(12, "--workers", "-n", help="Number of workers n."),
+    stragglers: int = typer.Option(2, "--stragglers", "-s", help="Stragglers to tolerate s."),
+    delay: str = typer.Option(
+        "shifted-exp",
+        "--delay",
+        help="Delay model: shifted-exp[:a=1,mu=1], pause:..., "
+        "pareto:alpha=2.5, trace:path=FILE.csv.",
+    ),
+    persistent: str = typer.Option(
+        None, "--persistent", help="Persistent slow workers: k=2,kappa=5[,layout=aligned]."
+    ),
+    bursty: str = typer.Option(
+        None, "--bursty", help="Markov stragglers: p_slow=0.05,p_recover=0.3,kappa=5."
+    ),
+    crash: str = typer.Option(
+        None, "--crash", help="Crash-stop: count=1,at_round=10[,rejoin_after=20] or workers=0+3,..."
+    ),
+    dataset: str = typer.Option(
+        "breast_cancer", "--dataset", help="breast_cancer, digits, wine, mnist, cifar10, amazon."
+    ),
+    model: str = typer.Option("logreg", "--model", help="logreg, mlp, cnn, resnet."),
+    partitioning: str = typer.Option("iid", "--partitioning", help="iid or label_sorted."),
+    rounds: int = typer.Option(100, "--rounds", min=1),
+    lr: float = typer.Option(0.5, "--lr"),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd or adam."),
+    momentum: float = typer.Option(0.0, "--momentum"),
+    deadline: float = typer.Option(
+        None, "--deadline", help="Stop each round at this (virtual) time."
+    ),
+    backend: str = typer.Option(
+        "local", "--backend", help="local (in-process, virtual clock) or ray."
+    ),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster address (default: start Ray locally)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    seed: int = typer.Option(0, "--seed"),
+    eval_every: int = typer.Option(10, "--eval-every", min=1),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="0 = never."),
+    on_undecodable: str = typer.Option("fallback", "--on-undecodable", help="fallback or stop."),
+    data_dir: str = typer.Option(None, "--data-dir", help="Folder with user-supplied data files."),
+    out_dir: Path = typer.Option(Path("out/train"), "--out", help="Output folder."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pkl."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a model with a straggler-resilient scheme (one JSON line per round)."""
+    from .runtime.config import DelaySpec, RunConfig
+    from .runtime.loop import TrainingStopped
+    from .runtime.run import run
+
+    with user_errors():
+        cfg = RunConfig(
+            scheme=scheme,
+            workers=workers,
+            stragglers=stragglers,
+            dataset=dataset,
+            model=model,
+            partitioning=partitioning,
+            delay=DelaySpec(delay, persistent, bursty, crash),
+            rounds=rounds,
+            optimizer=optimizer,
+            lr=lr,
+            momentum=momentum,
+            deadline=deadline,
+            seed=seed,
+            backend=backend,
+            device=device,
+            eval_every=eval_every,
+            checkpoint_every=checkpoint_every,
+            on_undecodable=on_undecodable,
+            data_dir=data_dir,
+            address=address,
+        )
+        cfg.delay.build()  # validate before starting anything
+        try:
+            with _progress(rounds, quiet) as advance:
+                result = run(cfg, out_dir, resume=resume, progress=advance)
+        except TrainingStopped as exc:
+            raise CLIError(f"training stopped: {exc} (checkpoint in {out_dir})") from None
+    fin = result.final()
+    out.print(
+        f"{cfg.scheme}: {result.rounds} rounds, time {result.wall_clock:.2f}, "
+        f"train loss {fin.get('train_loss', float('nan')):.4f}, "
+        f"test accuracy {fin.get('test_accuracy', float('nan')):.3f} -> {out_dir}"
+    )
+
+
+@contextlib.contextmanager
+def _progress(total: int, quiet: bool):
+    """A rich progress bar showing round, loss, accuracy and (virtual) time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if quiet:
+        yield lambda rec: None
+        return
+    cols = (
+        TextColumn("round"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*cols, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("train", total=total, info="")
+        last: dict = {}
+
+        def advance(rec: dict) -> None:
+            if "train_loss" in rec:
+                last.update(loss=rec["train_loss"], acc=rec["test_accuracy"])
+            info = f"t={rec['time']:.1f}"
+            if last:
+                info += f" loss={last['loss']:.4f} acc={last['acc']:.3f}"
+            bar.update(task, completed=rec["round"] + 1, info=info)
+
+        yield advance
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app, mapping user mistakes to one line and exit 2."""
     command = typer.main.get_command(app)

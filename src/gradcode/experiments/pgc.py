@@ -75,31 +75,47 @@ def run(
             for name in cfg.schemes:
                 if progress:
                     progress(f"{how} s={s} {model_name} {name}")
-                scheme = make_scheme(name, cfg.n, 0 if name == "dgd" else s,
-                                     rng=np.random.default_rng(cfg.seed))
+                scheme = make_scheme(
+                    name, cfg.n, 0 if name == "dgd" else s, rng=np.random.default_rng(cfg.seed)
+                )
                 cluster = LocalCluster(scheme, oracle, Schedule(model, cfg.seed, cfg.rounds, cfg.n))
-                loop = LoopConfig(rounds=cfg.rounds, optimizer=OptimizerConfig(lr=cfg.lr),
-                                  eval_every=1)
+                loop = LoopConfig(
+                    rounds=cfg.rounds, optimizer=OptimizerConfig(lr=cfg.lr), eval_every=1
+                )
                 res = train(scheme, cluster, oracle, loop)
                 sub = np.array([h["train_loss"] - f_star for h in res.history])
                 clock = np.array([h["time"] for h in res.history])
                 stale = np.array([h["staleness_mean"] for h in res.history])
                 cell.append((name, sub, clock, stale))
                 for h, so in zip(res.history, sub, strict=True):
-                    curves.append(dict(partitions=how, s=s, stragglers=model_name, scheme=name,
-                                       round=h["round"], time=h["time"], suboptimality=so))
+                    curves.append(
+                        dict(
+                            partitions=how,
+                            s=s,
+                            stragglers=model_name,
+                            scheme=name,
+                            round=h["round"],
+                            time=h["time"],
+                            suboptimality=so,
+                        )
+                    )
             dgd_final = next(sub[-1] for nm, sub, _, _ in cell if nm == "dgd")
             target = cfg.target_factor * dgd_final
             for name, sub, clock, stale in cell:
                 hit = np.flatnonzero(sub <= target)
-                rows.append(dict(
-                    partitions=how, s=s, stragglers=model_name, scheme=name,
-                    final_suboptimality=float(sub[-1]),
-                    ratio_to_dgd=float(sub[-1] / dgd_final),
-                    time_per_round=float(clock[-1] / len(clock)),
-                    time_to_target=float(clock[hit[0]]) if hit.size else float("inf"),
-                    mean_staleness=float(stale.mean()),
-                ))
+                rows.append(
+                    dict(
+                        partitions=how,
+                        s=s,
+                        stragglers=model_name,
+                        scheme=name,
+                        final_suboptimality=float(sub[-1]),
+                        ratio_to_dgd=float(sub[-1] / dgd_final),
+                        time_per_round=float(clock[-1] / len(clock)),
+                        time_to_target=float(clock[hit[0]]) if hit.size else float("inf"),
+                        mean_staleness=float(stale.mean()),
+                    )
+                )
     _write_csv(out_dir / "pgc_runs.csv", rows)
     _write_csv(out_dir / "pgc_curves.csv", curves)
     plot_curves(curves, cfg, out_dir / "pgc_suboptimality.png")
@@ -115,22 +131,33 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _cells(cfg: PGCStudyConfig):
-    return list(itertools.product(("iid", "label-sorted"), cfg.stragglers, ("random", "persistent")))
+    return list(
+        itertools.product(("iid", "label-sorted"), cfg.stragglers, ("random", "persistent"))
+    )
 
 
 def plot_curves(curves: list[dict], cfg: PGCStudyConfig, path: Path) -> Path:
     cells = _cells(cfg)
     cols = 4
     fig, axes = plt.subplots(
-        (len(cells) + cols - 1) // cols, cols, figsize=(16, 3.6 * ((len(cells) + cols - 1) // cols)),
+        (len(cells) + cols - 1) // cols,
+        cols,
+        figsize=(16, 3.6 * ((len(cells) + cols - 1) // cols)),
         squeeze=False,
     )
     for ax, (how, s, model) in zip(axes.flat, cells, strict=False):
         for name in cfg.schemes:
-            pts = [c for c in curves if (c["partitions"], c["s"], c["stragglers"], c["scheme"])
-                   == (how, s, model, name)]
-            ax.semilogy([c["round"] for c in pts], [max(c["suboptimality"], 1e-16) for c in pts],
-                        **{k: v for k, v in style(name).items() if k != "marker"}, lw=1.2)
+            pts = [
+                c
+                for c in curves
+                if (c["partitions"], c["s"], c["stragglers"], c["scheme"]) == (how, s, model, name)
+            ]
+            ax.semilogy(
+                [c["round"] for c in pts],
+                [max(c["suboptimality"], 1e-16) for c in pts],
+                **{k: v for k, v in style(name).items() if k != "marker"},
+                lw=1.2,
+            )
         ax.set_title(f"{how}, s={s}, {model}", fontsize=10)
         ax.set_xlabel("round")
         ax.set_ylabel("f(w) - f*")
@@ -146,12 +173,20 @@ def plot_time_to_target(rows: list[dict], cfg: PGCStudyConfig, path: Path) -> Pa
     for j, name in enumerate(cfg.schemes):
         vals = []
         for how, s, model in cells:
-            (r,) = [x for x in rows if (x["partitions"], x["s"], x["stragglers"], x["scheme"])
-                    == (how, s, model, name)]
+            (r,) = [
+                x
+                for x in rows
+                if (x["partitions"], x["s"], x["stragglers"], x["scheme"]) == (how, s, model, name)
+            ]
             vals.append(r["time_to_target"] if np.isfinite(r["time_to_target"]) else 0.0)
         st = style(name)
-        ax.bar(np.arange(len(cells)) + j * width, vals, width, label=st.get("label", name),
-               color=st.get("color"))
+        ax.bar(
+            np.arange(len(cells)) + j * width,
+            vals,
+            width,
+            label=st.get("label", name),
+            color=st.get("color"),
+        )
     ax.set_xticks(np.arange(len(cells)) + 0.4 - width / 2)
     ax.set_xticklabels([f"{h}\ns={s}, {m}" for h, s, m in cells], fontsize=8)
     ax.set_ylabel("simulated time to target (0 = never)")

@@ -141,8 +141,11 @@ class LocalCluster:
             else:
                 self.pending.append((self.clock + times[w], msg))
         end = self.clock + duration
-        dropped = [f"late result of worker {m.worker} from round {m.round} too old"
-                   for a, m in self.pending if a <= end and t - m.round > self.late_cap]
+        dropped = [
+            f"late result of worker {m.worker} from round {m.round} too old"
+            for a, m in self.pending
+            if a <= end and t - m.round > self.late_cap
+        ]
         late_now = [m for a, m in self.pending if a <= end and t - m.round <= self.late_cap]
         self.pending = [(a, m) for a, m in self.pending if a > end and t - m.round <= self.late_cap]
         self.clock = end

@@ -92,7 +92,9 @@ class LoopConfig:
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if self.on_undecodable not in ("fallback", "stop"):
-            raise ValueError(f"on_undecodable must be 'fallback' or 'stop', got {self.on_undecodable!r}")
+            raise ValueError(
+                f"on_undecodable must be 'fallback' or 'stop', got {self.on_undecodable!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,13 @@ def train(
     start, history, clock = 0, [], 0.0
     if resume is not None:
         ck = load_checkpoint(resume)
-        w, start, master, clock, history = ck["weights"], ck["round"], ck["master"], ck["clock"], ck["history"]
+        w, start, master, clock, history = (
+            ck["weights"],
+            ck["round"],
+            ck["master"],
+            ck["clock"],
+            ck["history"],
+        )
         opt.restore(ck["optimizer"])
         cluster.restore(ck["cluster"])
     stopped = None
@@ -160,7 +168,7 @@ def train(
             "time": round(clock, 9),
             "duration": round(out.duration, 9),
             "arrived": [m.worker for m in out.on_time],
-            "late_folded": [m.worker for m in late],
+            "late": [m.worker for m in late],
             "ready": out.ready,
             **upd.log_fields(),
             "notes": notes + list(upd.fallbacks),
@@ -169,13 +177,19 @@ def train(
         rec.pop("fallbacks")
         if (t + 1) % cfg.eval_every == 0 or t == cfg.rounds - 1:
             ev = oracle.evaluate(w)
-            rec.update(train_loss=oracle.train_loss(w), test_loss=ev["loss"], test_accuracy=ev["accuracy"])
+            rec.update(
+                train_loss=oracle.train_loss(w), test_loss=ev["loss"], test_accuracy=ev["accuracy"]
+            )
         history.append(rec)
         if log is not None:
             log(rec)
         if progress is not None:
             progress(rec)
-        if checkpoint_path is not None and cfg.checkpoint_every and (t + 1) % cfg.checkpoint_every == 0:
+        if (
+            checkpoint_path is not None
+            and cfg.checkpoint_every
+            and (t + 1) % cfg.checkpoint_every == 0
+        ):
             save_checkpoint(checkpoint_path, w, t + 1, master, opt, cluster, clock, history)
     return TrainResult(w, cfg.rounds, clock, history, stopped)
 

@@ -40,7 +40,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 class LogisticOracle:
-    """Multinomial logistic regression ``f(W) = mean_i CE(softmax(x_i W + b), y_i) + lam/2 ||W||^2``.
+    """Multinomial logistic regression, ``f = mean CE(softmax(x W + b), y) + lam/2 ||W||^2``.
 
     ``parts`` lists the training indices of each partition.  The L2 term is
     split equally across partitions so the partition gradients still add up
