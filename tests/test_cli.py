@@ -54,6 +54,61 @@ def test_bad_arguments_give_one_line(capsys, argv, needle):
     assert "Traceback" not in err + out
 
 
+def test_codes_compare(capsys):
+    code, out, _ = run(capsys, "codes", "compare", "-n", "6", "-s", "1", "--trials", "20")
+    assert code == 0 and "cyclic_mds" in out
+
+
+def test_demo_small(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "--rounds", "3", "--out", str(tmp_path), "--quiet")
+    assert code == 0 and (tmp_path / "demo.png").exists() and "pgc" in out
+
+
+def test_train_writes_json_lines_and_summary(capsys, tmp_path):
+    import json
+
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--scheme",
+        "frc",
+        "-n",
+        "6",
+        "-s",
+        "1",
+        "--rounds",
+        "4",
+        "--eval-every",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert code == 0
+    lines = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
+    assert [x["round"] for x in lines] == [0, 1, 2, 3]
+    assert {"time", "arrived", "decoder", "residual", "staleness_max"} <= set(lines[0])
+    assert "test_accuracy" in json.loads((tmp_path / "summary.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "--scheme", "frc", "-n", "7", "-s", "2"], "does not divide"),
+        (["train", "--delay", "gamma"], "unknown delay model"),
+        (["train", "--delay", "shifted-exp:mu=0"], "rate mu"),
+        (["train", "--crash", "count=x=1"], "crash"),
+        (["train", "--dataset", "imagenet"], "imagenet"),
+        (["train", "--backend", "slurm"], "backend"),
+        (["train", "--resume", "--out", "/nonexistent/x"], "checkpoint"),
+    ],
+)
+def test_train_bad_arguments_one_line(capsys, argv, needle):
+    code, out, err = run(capsys, *argv, "--quiet")
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and needle in err
+
+
 def test_no_arguments_prints_help(capsys):
     code, out, _ = run(capsys)
     assert code == 0 and "codes" in out

@@ -78,9 +78,10 @@ class PGCWorkerState:
 
 @dataclass(frozen=True)
 class PGCMasterState:
-    """FRC: last good sum per group; memory variants: latest gradient per partition."""
+    """FRC: per group (last good sum, round received, its oldest gradient's round);
+    memory variants: per partition (latest gradient, round computed)."""
 
-    cache: Mapping[int, tuple[np.ndarray, int]]
+    cache: Mapping[int, tuple]
 
 
 def nnls(A: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
@@ -111,6 +112,7 @@ class PGC:
 
     name = "pgc"
     stateful = True
+    uses_late = False  # late messages are superseded by the worker's next one
     load = 1
 
     def __init__(
@@ -213,14 +215,14 @@ class PGC:
             members = [m for m in fresh if m.worker // r == g]
             if members:
                 vec = sum(m.vector for m in members) / len(members)
-                cache[g] = (vec, min(m.oldest for m in members))
+                cache[g] = (vec, t, min(m.oldest for m in members))
                 used_msgs += members
                 weights += [1.0 / len(members)] * len(members)
             elif g in cache and t - cache[g][1] <= self.cache_cap:
-                vec = cache[g][0]
-                notes.append(f"group {g}: cached sum, age {t - cache[g][1]}")
+                vec, received, oldest = cache[g]
+                notes.append(f"group {g}: cached sum from round {received}")
                 parts = tuple(range(g * r, (g + 1) * r))
-                used_msgs.append(Message(-1, t, vec, parts, (cache[g][1],) * r))
+                used_msgs.append(Message(-1, received, vec, parts, (oldest,) * r))
                 weights.append(1.0)
             else:
                 notes.append(f"group {g}: omitted (no message within cap)")
@@ -318,6 +320,7 @@ class PGCMemory(PGC):
     """Workers send only the fresh gradient; the master remembers every partition's latest."""
 
     name = "pgc_memory"
+    uses_late = True
 
     def compute_plan(self, state, worker, t):
         return self.rotation(worker, t)
@@ -351,7 +354,7 @@ class ISLateFold(PGCMemory):
     name = "is_latefold"
 
     def __init__(self, n: int, s: int, **kw) -> None:
-        super().__init__(n, 0 if n == 1 else s, **kw)
+        super().__init__(n, s, placement="cr", **kw)  # any n; placement replaced below
         self.B = np.eye(n)
         self.placement = tuple((i,) for i in range(n))
 

@@ -20,7 +20,7 @@ so no backlog grows without bound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -104,6 +104,7 @@ class LocalCluster:
         schedule: Schedule,
         deadline: float | None = None,
         late_cap: int | None = None,
+        corrupt=None,
     ) -> None:
         if oracle.num_partitions != scheme.k:
             raise ValueError(
@@ -116,6 +117,8 @@ class LocalCluster:
         self.worker_states = [scheme.init_worker(w) for w in range(self.n)]
         self.clock = 0.0
         self.pending: list[tuple[float, Message]] = []  # (absolute arrival, message)
+        #: Fault injection: ``corrupt(t, w) -> bool`` makes worker w's round-t message NaN.
+        self.corrupt = corrupt
 
     def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome:
         plans = [self.scheme.compute_plan(self.worker_states[w], w, t) for w in range(self.n)]
@@ -124,8 +127,9 @@ class LocalCluster:
         if not np.isfinite(duration):  # never ready: take everything that ever arrives
             finite = times[np.isfinite(times)]
             duration = float(finite.max()) if finite.size else 0.0
-        on_time, late_now = [], []
+        on_time = []
         stateful = getattr(self.scheme, "stateful", False)
+        keep_late = getattr(self.scheme, "uses_late", False)
         for w in np.argsort(times, kind="stable"):
             w = int(w)
             if not np.isfinite(times[w]):
@@ -136,9 +140,11 @@ class LocalCluster:
             self.worker_states[w], msg = self.scheme.worker_message(
                 self.worker_states[w], w, t, grads
             )
+            if self.corrupt is not None and self.corrupt(t, w):
+                msg = replace(msg, vector=np.full_like(msg.vector, np.nan))
             if times[w] <= duration:
                 on_time.append(msg)
-            else:
+            elif keep_late:
                 self.pending.append((self.clock + times[w], msg))
         end = self.clock + duration
         dropped = [

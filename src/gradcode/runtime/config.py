@@ -12,7 +12,7 @@ Straggler specs are short strings, e.g. ``"shifted-exp:a=1,mu=0.5"``,
 
 Example::
 
-    >>> parse_delay("shifted-exp:a=1,mu=0.5")
+    >>> parse_delay("shifted-exp:a=1.0,mu=0.5")
     ShiftedExponential(a=1.0, mu=0.5)
 """
 

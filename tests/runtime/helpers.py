@@ -1,0 +1,23 @@
+"""Small, fast training set-ups for runtime tests."""
+
+import numpy as np
+
+from gradcode.codes import make_scheme
+from gradcode.runtime import LocalCluster, LogisticOracle, LoopConfig, OptimizerConfig, Schedule
+from gradcode.stragglers import ShiftedExponential
+
+
+def oracle(n: int = 6, seed: int = 0) -> LogisticOracle:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((120, 5))
+    y = (X @ rng.standard_normal(5) > 0).astype(int)
+    return LogisticOracle(X, y, np.array_split(rng.permutation(120), n), lam=1e-2)
+
+
+def setup(name, n=6, s=1, rounds=30, model=None, **cluster_kw):
+    scheme = make_scheme(name, n, 0 if name == "dgd" else s, rng=np.random.default_rng(0))
+    orc = oracle(n)
+    model = ShiftedExponential(1.0, 1.0) if model is None else model
+    cluster = LocalCluster(scheme, orc, Schedule(model, 7, rounds, n), **cluster_kw)
+    cfg = LoopConfig(rounds=rounds, optimizer=OptimizerConfig(lr=1.0), eval_every=5)
+    return scheme, cluster, orc, cfg

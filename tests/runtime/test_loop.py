@@ -1,0 +1,149 @@
+"""The master loop on the local backend: convergence, determinism, faults, resume."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gradcode.runtime import JsonLinesLog, TrainingStopped, train
+from gradcode.stragglers import CrashStop, ShiftedExponential
+
+from .helpers import setup
+
+ALL = [
+    "dgd",
+    "is_sgd",
+    "frc",
+    "crc",
+    "cyclic_mds",
+    "erasurehead",
+    "sgc",
+    "lstsq",
+    "pgc",
+    "pgc_reference",
+    "pgc_memory",
+    "is_latefold",
+]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_scheme_trains_and_lowers_the_loss(name):
+    n, s = (7, 2) if name == "cyclic_mds" else (6, 1)
+    scheme, cluster, orc, cfg = setup(name, n=n, s=s)
+    start = orc.train_loss(orc.initial_weights())
+    res = train(scheme, cluster, orc, cfg)
+    assert res.final()["train_loss"] < 0.8 * start
+    assert len(res.history) == cfg.rounds
+    assert all(np.isfinite(h["duration"]) for h in res.history)
+
+
+@pytest.mark.parametrize("name", ["frc", "crc", "cyclic_mds"])
+def test_exact_codes_are_exact_every_round_and_match_dgd(name):
+    n, s = (7, 2) if name == "cyclic_mds" else (6, 1)
+    scheme, cluster, orc, cfg = setup(name, n=n, s=s)
+    res = train(scheme, cluster, orc, cfg)
+    assert all(h["exact"] for h in res.history)
+    d_scheme, d_cluster, d_orc, _ = setup("dgd", n=n, s=s)
+    ref = train(d_scheme, d_cluster, d_orc, cfg)
+    np.testing.assert_allclose(res.weights, ref.weights, atol=1e-9)  # same gradients, same steps
+    assert res.wall_clock != ref.wall_clock
+
+
+def test_same_seed_same_run():
+    a = train(*setup("pgc"))
+    b = train(*setup("pgc"))
+    np.testing.assert_array_equal(a.weights, b.weights)
+    assert [h["arrived"] for h in a.history] == [h["arrived"] for h in b.history]
+
+
+@pytest.mark.parametrize("name", ["frc", "crc", "pgc"])
+def test_up_to_s_crashed_workers_never_block(name):
+    model = CrashStop(ShiftedExponential(), workers=(0,), at_round=5)
+    scheme, cluster, orc, cfg = setup(name, model=model)
+    res = train(scheme, cluster, orc, cfg)
+    assert all(h["ready"] for h in res.history)
+    assert all(0 not in h["arrived"] for h in res.history[5:])
+    if name != "pgc":
+        assert all(h["exact"] for h in res.history)
+    else:
+        assert all(h["covered"] for h in res.history)
+
+
+def test_more_than_s_crashes_fall_back_with_notes():
+    model = CrashStop(ShiftedExponential(), workers=(0, 1), at_round=4)  # a whole FRC group
+    scheme, cluster, orc, cfg = setup("frc", model=model)
+    res = train(scheme, cluster, orc, cfg)
+    after = res.history[4:]
+    assert all(not h["ready"] and not h["exact"] for h in after)
+    assert all(any("stop rule not met" in note for note in h["notes"]) for h in after)
+    assert np.all(np.isfinite(res.weights))
+
+
+def test_more_than_s_crashes_stop_cleanly(tmp_path):
+    from dataclasses import replace
+
+    model = CrashStop(ShiftedExponential(), workers=(0, 1, 2), at_round=4)
+    scheme, cluster, orc, cfg = setup("crc", model=model)
+    with pytest.raises(TrainingStopped, match="round 4"):
+        train(
+            scheme,
+            cluster,
+            orc,
+            replace(cfg, on_undecodable="stop"),
+            checkpoint_path=tmp_path / "ck.pkl",
+        )
+    assert (tmp_path / "ck.pkl").exists()
+
+
+def test_pgc_more_than_s_crashes_uses_cache_then_rescales():
+    model = CrashStop(ShiftedExponential(), workers=(0, 1), at_round=4)
+    scheme, cluster, orc, cfg = setup("pgc", model=model)
+    res = train(scheme, cluster, orc, cfg)
+    notes = [n for h in res.history[4:] for n in h["notes"]]
+    assert any("cached sum" in n for n in notes) and any("omitted" in n for n in notes)
+
+
+def test_nan_messages_are_dropped_and_logged(tmp_path):
+    scheme, cluster, orc, cfg = setup("crc", corrupt=lambda t, w: w == 2 and 3 <= t <= 5)
+    log = JsonLinesLog(tmp_path / "r.jsonl")
+    res = train(scheme, cluster, orc, cfg, log=log)
+    log.close()
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert len(lines) == cfg.rounds
+    for rec in lines[3:6]:
+        if 2 in rec["arrived"]:
+            assert "dropped non-finite message from worker 2" in rec["notes"]
+            assert 2 not in rec["used"]
+    assert np.all(np.isfinite(res.weights))
+
+
+@pytest.mark.parametrize("name", ["pgc", "pgc_memory", "crc"])
+def test_resume_from_checkpoint_is_bit_identical(tmp_path, name):
+    from dataclasses import replace
+
+    scheme, cluster, orc, cfg = setup(name, rounds=20)
+    cfg = replace(cfg, checkpoint_every=5)
+    full = train(scheme, cluster, orc, cfg)
+
+    class Interrupt(Exception):
+        pass
+
+    def boom(rec):
+        if rec["round"] == 11:
+            raise Interrupt
+
+    scheme, cluster, orc, _ = setup(name, rounds=20)
+    ck = tmp_path / "ck.pkl"
+    with pytest.raises(Interrupt):
+        train(scheme, cluster, orc, cfg, checkpoint_path=ck, progress=boom)
+    scheme, cluster, orc, _ = setup(name, rounds=20)  # a fresh process, in effect
+    resumed = train(scheme, cluster, orc, cfg, checkpoint_path=ck, resume=ck)
+    np.testing.assert_array_equal(resumed.weights, full.weights)
+    assert [h["round"] for h in resumed.history] == list(range(20))
+
+
+def test_deadline_makes_rounds_approximate():
+    scheme, cluster, orc, cfg = setup("crc", deadline=1.2)
+    res = train(scheme, cluster, orc, cfg)
+    assert max(h["duration"] for h in res.history) <= 1.2 + 1e-12
+    assert any(not h["exact"] for h in res.history)
