@@ -251,6 +251,9 @@ def train_cmd(
     out_dir: Path = typer.Option(Path("out/train"), "--out", help="Output folder."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pkl."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    scheme_opt: list[str] = typer.Option(
+        None, "--scheme-opt", help="Scheme option key=value (repeatable), e.g. l=2, placement=cr."
+    ),
 ) -> None:
     """Train a model with a straggler-resilient scheme (one JSON line per round)."""
     from .runtime.config import DelaySpec, RunConfig
@@ -279,6 +282,7 @@ def train_cmd(
             on_undecodable=on_undecodable,
             data_dir=data_dir,
             address=address,
+            scheme_options=_scheme_options(scheme_opt),
         )
         cfg.delay.build()  # validate before starting anything
         try:
@@ -292,6 +296,18 @@ def train_cmd(
         f"train loss {fin.get('train_loss', float('nan')):.4f}, "
         f"test accuracy {fin.get('test_accuracy', float('nan')):.3f} -> {out_dir}"
     )
+
+
+def _scheme_options(items: list[str] | None) -> tuple[tuple[str, object], ...]:
+    from .runtime.config import _number
+
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--scheme-opt expects key=value, got {item!r}")
+        out.append((key.strip(), _number(value.strip())))
+    return tuple(out)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from .base import EXACT_TOL, Decoding, GradientCode, LinearCode, lstsq_decoding
 from .crc import CRC
 from .cyclic_mds import CyclicMDS, is_real_valued
 from .frc import FRC, ErasureHead
+from .partial_scheme import PartialScheme
 from .pgc import PGC, ISLateFold, PGCMemory, PGCReference
 from .simple import DGD, ISSGD
 
@@ -114,6 +115,15 @@ REGISTRY: dict[str, SchemeInfo] = {
             stateful=True,
         ),
         SchemeInfo(
+            "partial",
+            PartialScheme,
+            True,
+            "partial stragglers: streamed chunks, l parts",
+            "Ramamoorthy, Meng, Girimaji NeurIPS 2024",
+            takes_rng=True,
+            stateful=True,
+        ),
+        SchemeInfo(
             "lstsq",
             OptimalLstsq,
             False,
@@ -170,6 +180,7 @@ __all__ = [
     "GradientCode",
     "LinearCode",
     "OptimalLstsq",
+    "PartialScheme",
     "PGC",
     "ISLateFold",
     "PGCMemory",

@@ -39,6 +39,7 @@ class RoundOutcome:
     times: np.ndarray  # per-worker finishing time in this round (inf = nothing)
     ready: bool  # the scheme's stop rule was met (False: deadline or fallback)
     dropped: list[str] = field(default_factory=list)
+    decodable: bool = True  # could the stop rule ever be met this round (enough live workers)?
 
 
 class Cluster(Protocol):
@@ -66,13 +67,21 @@ class Schedule:
 
     def __init__(self, model: DelayModel, seed: int, rounds: int, n: int) -> None:
         self.model, self.seed, self.rounds, self.n = model, seed, rounds, n
-        self._by_load: dict[float, np.ndarray] = {}
+        self._by_load: dict = {}
 
     def _matrix(self, load: float) -> np.ndarray:
         if load not in self._by_load:
             rng = np.random.default_rng(self.seed)
             self._by_load[load] = self.model.sample(rng, self.rounds, self.n, load=load)
         return self._by_load[load]
+
+    def chunk_times(self, t: int, chunks: int) -> np.ndarray:
+        """Round ``t``'s per-chunk times, ``(n, chunks)``, from the same seed."""
+        key = ("chunks", chunks)
+        if key not in self._by_load:
+            rng = np.random.default_rng(self.seed)
+            self._by_load[key] = self.model.sample_chunks(rng, self.rounds, self.n, chunks)
+        return self._by_load[key][t]
 
     def times(self, t: int, loads) -> np.ndarray:
         if not 0 <= t < self.rounds:
@@ -121,6 +130,8 @@ class LocalCluster:
         self.corrupt = corrupt
 
     def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome:
+        if getattr(self.scheme, "chunked", False):
+            return self._run_chunked(t, weights)
         plans = [self.scheme.compute_plan(self.worker_states[w], w, t) for w in range(self.n)]
         times = self.schedule.times(t, [len(p) for p in plans])
         duration, ready = stop_time(self.scheme, times, self.deadline)
@@ -155,7 +166,37 @@ class LocalCluster:
         late_now = [m for a, m in self.pending if a <= end and t - m.round <= self.late_cap]
         self.pending = [(a, m) for a, m in self.pending if a > end and t - m.round <= self.late_cap]
         self.clock = end
-        return RoundOutcome(on_time, late_now, duration, times, ready, dropped)
+        decodable = bool(np.isfinite(self.scheme.completion_time(times[None, :])[0]))
+        return RoundOutcome(on_time, late_now, duration, times, ready, dropped, decodable)
+
+    def _run_chunked(self, t: int, weights: np.ndarray) -> RoundOutcome:
+        """Streaming schemes: every finished chunk is its own message, in arrival order."""
+        sch = self.scheme
+        width = max(len(p) for p in sch.placement)
+        chunk_times = self.schedule.chunk_times(t, width)  # (n, width), unit load each
+        finish = np.cumsum(chunk_times, axis=1)
+        full = float(sch.chunk_completion_time(chunk_times[None])[0])
+        duration, ready = full, bool(np.isfinite(full))
+        if self.deadline is not None and duration > self.deadline:
+            duration, ready = float(self.deadline), False
+        if not np.isfinite(duration):
+            finite = finish[np.isfinite(finish)]
+            duration = float(finite.max()) if finite.size else 0.0
+        events = sorted(
+            (finish[w, pos], w, chunk)
+            for w, plan in enumerate(sch.placement)
+            for pos, chunk in enumerate(plan)
+            if finish[w, pos] <= duration
+        )
+        msgs = []
+        for _, w, chunk in events:
+            msg = sch.chunk_message(w, t, chunk, self.oracle.partition_gradient(chunk, weights))
+            if self.corrupt is not None and self.corrupt(t, w):
+                msg = replace(msg, vector=np.full_like(msg.vector, np.nan))
+            msgs.append(msg)
+        self.clock += duration
+        worker_done = np.where(np.isfinite(finish[:, -1]), finish[:, -1], np.inf)
+        return RoundOutcome(msgs, [], duration, worker_done, ready, [], bool(np.isfinite(full)))
 
     def state(self) -> dict:
         return {"worker_states": self.worker_states, "clock": self.clock, "pending": self.pending}

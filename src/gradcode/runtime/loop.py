@@ -150,16 +150,14 @@ def train(
         notes = [f"dropped non-finite message from worker {b}" for b in bad] + out.dropped
         if not out.ready:
             notes.append("stop rule not met (deadline or too many failures)")
-            if cfg.on_undecodable == "stop" and not np.isfinite(
-                scheme.completion_time(out.times[None, :])[0]
-            ):
+            if cfg.on_undecodable == "stop" and not out.decodable:
                 stopped = f"round {t}: more than s={scheme.s} workers unavailable; stopping"
                 if checkpoint_path is not None:
                     save_checkpoint(checkpoint_path, w, t, master, opt, cluster, clock, history)
                 raise TrainingStopped(stopped)
         master, upd = scheme.master_update(master, t, on_time, late)
         if upd.gradient is not None:
-            w = opt.step(upd.gradient)
+            w = opt.step(upd.gradient[: w.size])  # chunked schemes may zero-pad
         else:
             notes.append("no usable gradient: step skipped")
         clock += out.duration
