@@ -1,0 +1,109 @@
+"""The Ray backend: real actors, real kills, NaN injection, streaming (kept few and fast).
+
+Actor start-up dominates (each actor imports torch and loads its data), so
+the tests use few workers and share one Ray instance per module.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from gradcode.runtime import ray_cluster  # noqa: E402
+from gradcode.runtime.config import RunConfig  # noqa: E402
+from gradcode.runtime.loop import TrainingStopped, train  # noqa: E402
+from gradcode.runtime.run import build_cluster, build_scheme, build_task, loop_config, run  # noqa: E402
+
+RayCluster = ray_cluster.RayCluster
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def _cfg(**kw) -> RunConfig:
+    base = dict(workers=4, stragglers=1, rounds=12, eval_every=4, dataset="breast_cancer")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def _use(monkeypatch, **kw):
+    """Make ``run``/``build_cluster`` build a RayCluster with test hooks."""
+    monkeypatch.setattr(ray_cluster, "RayCluster", functools.partial(RayCluster, **kw))
+
+
+@pytest.mark.parametrize("scheme", ["pgc", "frc"])
+def test_ray_training_matches_local(ray_session, tmp_path, scheme):
+    local = run(_cfg(scheme=scheme), tmp_path / "local")
+    remote = run(_cfg(scheme=scheme, backend="ray"), tmp_path / "ray")
+    l_loss, r_loss = local.history[-1]["train_loss"], remote.history[-1]["train_loss"]
+    assert r_loss == pytest.approx(l_loss, rel=0.05)
+    assert r_loss < local.history[0]["train_loss"] if "train_loss" in local.history[0] else True
+    key = "covered" if scheme == "pgc" else "exact"
+    assert all(h[key] for h in remote.history)
+    assert all(h["ready"] for h in remote.history)
+    if scheme == "frc":  # exact every round: same gradients up to float summation order
+        np.testing.assert_allclose(remote.weights, local.weights, rtol=1e-9, atol=1e-12)
+    assert all(h["duration"] > 0 for h in remote.history)
+
+
+def test_kill_s_actors_and_nan_keep_frc_exact(ray_session, tmp_path, monkeypatch):
+    """Worker 1 is killed mid-round from a thread; worker 3 sends NaN.  FRC (n=4,
+    s=1, groups {0,1} {2,3}) still decodes exactly from {0, 2}."""
+    killed = []
+
+    def hook(cluster, t):
+        if t == 3:
+            threading.Timer(0.002, cluster.kill, [1]).start()
+            killed.append(t)
+
+    _use(monkeypatch, nan_workers={3}, on_round=hook)
+    res = run(_cfg(scheme="frc", backend="ray"), tmp_path)
+    assert killed == [3]
+    assert all(h["exact"] for h in res.history)
+    notes = [n for h in res.history for n in h["notes"]]
+    assert any("worker 1 died" in n for n in notes)
+    assert any("non-finite message from worker 3" in n for n in notes)
+    assert all(1 not in h["arrived"] for h in res.history[5:])
+
+
+def test_kill_more_than_s_falls_back_or_stops(ray_session, tmp_path):
+    """Killing a whole FRC group (> s): fallback keeps going, 'stop' stops; no hang."""
+    cfg = _cfg(scheme="frc", backend="ray", rounds=6)
+    scheme = build_scheme(cfg)
+    task = build_task(cfg, scheme.k)
+    cluster = build_cluster(cfg, scheme, task)
+
+    def hook(c, t):
+        if t == 2:
+            c.kill(0)
+            c.kill(1)
+
+    cluster.on_round = hook
+    try:
+        t0 = time.perf_counter()
+        res = train(scheme, cluster, task, loop_config(cfg))
+        assert [h["ready"] for h in res.history] == [True, True, False, False, False, False]
+        assert not any(h["exact"] for h in res.history[2:])
+        assert all("stop rule not met" in " ".join(h["notes"]) for h in res.history[2:])
+        assert cluster.dead == {0, 1}
+        stop = loop_config(_cfg(scheme="frc", rounds=6, on_undecodable="stop"))
+        with pytest.raises(TrainingStopped, match="more than s=1"):
+            train(scheme, cluster, task, stop)
+        assert time.perf_counter() - t0 < 30
+        # Worker states can still be checkpointed (dead workers: None).
+        assert cluster.state()["worker_states"][:2] == [None, None]
+    finally:
+        cluster.close()
