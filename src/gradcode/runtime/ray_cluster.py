@@ -337,6 +337,7 @@ class RayCluster:
         on_time, late, dropped = [], [], []
         times = np.full(self.n, np.inf)
         answered: set[int] = set()  # replied for round t (message or crash)
+        arrived: list[int] = []  # senders of finite on-time messages (count for ready)
 
         def handle(w: int, ref, rnd: int) -> None:
             del self.busy[w]
@@ -348,6 +349,8 @@ class RayCluster:
                 answered.add(w)
                 if rep is not None and rep.message is not None:
                     on_time.append(rep.message)
+                    if _finite(rep.message):
+                        arrived.append(w)
                     times[w] = (time.perf_counter() - start) / self._scale
                 return
             # A result of an older round (stateful schemes only keep these).
@@ -373,7 +376,6 @@ class RayCluster:
         limit = None if self.deadline is None else self.deadline * self.time_scale
         ready = False
         while True:
-            arrived = [m.worker for m in on_time if _finite(m)]
             if self.scheme.ready(arrived):
                 ready = True
                 break
