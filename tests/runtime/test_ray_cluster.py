@@ -21,6 +21,7 @@ from gradcode.runtime.loop import TrainingStopped, train  # noqa: E402
 from gradcode.runtime.run import build_cluster, build_scheme, build_task, loop_config, run  # noqa: E402
 
 RayCluster = ray_cluster.RayCluster
+consume_stream = ray_cluster.consume_stream
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,16 @@ def test_kill_more_than_s_falls_back_or_stops(ray_session, tmp_path):
 
     cluster.on_round = hook
     try:
+        # Streaming per-chunk results (partial-straggler transport), before the kills.
+        w = task.initial_weights()
+        gen = cluster.stream_chunks(0, 0, w, parts=(1, 0), delays=(0.0, 50.0))
+        got, ok = consume_stream({0: gen}, lambda r: len(r) >= 1, timeout=10)
+        assert ok and [(a, b) for a, b, _ in got] == [(0, 1)]
+        np.testing.assert_allclose(got[0][2], task.partition_gradient(1, w), rtol=1e-12)
+        gens = {v: cluster.stream_chunks(v, 0, w, parts=(0, 1)) for v in (0, 1)}
+        got, ok = consume_stream(gens, lambda r: False, timeout=10)
+        assert not ok and sorted((a, b) for a, b, _ in got) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
         t0 = time.perf_counter()
         res = train(scheme, cluster, task, loop_config(cfg))
         assert [h["ready"] for h in res.history] == [True, True, False, False, False, False]
@@ -114,5 +125,36 @@ def test_kill_more_than_s_falls_back_or_stops(ray_session, tmp_path):
         assert time.perf_counter() - t0 < 30
         # Worker states can still be checkpointed (dead workers: None).
         assert cluster.state()["worker_states"][:2] == [None, None]
+        # A dead worker's stream just ends.
+        got, ok = consume_stream({0: cluster.stream_chunks(0, 0, w, parts=(0,))}, bool, timeout=10)
+        assert (got, ok) == ([], False)
     finally:
         cluster.close()
+
+
+def test_worker_task_keeps_only_its_partitions():
+    cfg = _cfg(scheme="frc")
+    scheme = build_scheme(cfg)
+    task = build_task(cfg, scheme.k)
+    w = task.initial_weights() + 0.01
+    wt = ray_cluster.worker_task(task, ray_cluster.placement_of(scheme, 2))
+    assert wt.kept == {2, 3} and wt._X.shape[0] == sum(len(task.partitions[j]) for j in (2, 3))
+    for j in (2, 3):
+        np.testing.assert_allclose(wt.partition_gradient(j, w), task.partition_gradient(j, w))
+    with pytest.raises(ValueError, match="does not store partition 0"):
+        wt.partition_gradient(0, w)
+    assert ray_cluster.placement_of(build_scheme(_cfg(scheme="pgc")), 1) == (0, 1)
+
+
+def test_bad_time_scale_is_a_value_error():
+    cfg = _cfg(scheme="frc", backend="ray")
+    with pytest.raises(ValueError, match="time_scale"):
+        RayCluster(build_scheme(cfg), cfg, None, time_scale=-1)
+
+
+def test_unreachable_address_is_a_quick_value_error():
+    cfg = _cfg(scheme="frc", backend="ray", address="127.0.0.1:1")
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        ray_cluster.check_address(cfg.address)
+    assert time.perf_counter() - t0 < 6

@@ -23,9 +23,10 @@ protocol of :class:`~gradcode.runtime.cluster.LocalCluster` on Ray actors:
   ``scheme.ready(arrived)``, or the deadline (``deadline * time_scale``
   seconds) passes, or no outstanding worker could make the scheme ready any
   more (all answered, crashed or dead).  A message with NaN/Inf is passed on
-  (the master loop drops and logs it) but does not count towards ``ready``.  It never waits on a dead actor: a
-  killed actor or a dead process surfaces as ``RayActorError``; the worker is
-  marked dead for the rest of the run and logged in ``dropped``.
+  (the master loop drops and logs it) but does not count towards ``ready``.
+  The master never waits on a dead actor: a killed actor or a dead process
+  surfaces as ``RayActorError``; the worker is marked dead for the rest of the
+  run and logged in ``dropped``.
 * **Late work.** At most one call is outstanding per worker.  A worker still
   busy with an older round is not sent the new round at the broadcast; when its
   old result arrives, it is sent the current round at once.  For *stateful*
@@ -84,6 +85,29 @@ def _import_ray():
             "backend 'ray' needs the ray package: pip install 'ray[default]'"
         ) from None
     return ray
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (``ValueError``) when ``HOST:PORT`` does not accept connections.
+
+    ``ray.init(address=...)`` keeps retrying an unreachable head for minutes;
+    a plain TCP connect answers in at most ``timeout`` seconds.  ``"auto"``
+    and addresses without a port are left to Ray.
+    """
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or address in ("auto", "local"):
+        return
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
+            "(is 'ray start --head' running there?)"
+        ) from None
 
 
 def placement_of(scheme, worker: int) -> tuple[int, ...] | None:
@@ -273,6 +297,8 @@ class RayCluster:
         self._owns_ray = False
         if not ray.is_initialized():
             address = getattr(cfg, "address", None)
+            if address:
+                check_address(address)
             try:
                 if address:
                     ray.init(address=address, log_to_driver=False)
@@ -396,7 +422,7 @@ class RayCluster:
 
         elapsed = time.perf_counter() - start
         duration = elapsed / self._scale
-        for w, (_, rnd) in self.busy.items():
+        for w in self.busy:
             if w not in self.dead:
                 times[w] = np.nextafter(duration, np.inf)
         if not self.stateful and self.busy:  # late work is useless: stop it
