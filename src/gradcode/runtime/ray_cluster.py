@@ -76,6 +76,9 @@ import torch
 from ..task import Task
 from .cluster import RoundOutcome, Schedule
 
+#: Real seconds per unit of the straggler schedule (``RayCluster(time_scale=...)``).
+DEFAULT_TIME_SCALE = 0.01
+
 
 def _import_ray():
     try:
@@ -276,7 +279,7 @@ class RayCluster:
         schedule: Schedule,
         deadline: float | None = None,
         late_cap: int | None = None,
-        time_scale: float = 0.01,
+        time_scale: float | None = None,
         *,
         nan_workers: Iterable[int] = (),
         on_round: Callable[[RayCluster, int], None] | None = None,
@@ -285,6 +288,8 @@ class RayCluster:
     ) -> None:
         ray = _import_ray()
         self.ray = ray
+        if time_scale is None:  # a RunConfig field if there is one, else 0.01 s per unit
+            time_scale = getattr(cfg, "time_scale", None) or DEFAULT_TIME_SCALE
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, got {time_scale}")
         self.scheme, self.cfg, self.schedule = scheme, cfg, schedule
@@ -461,12 +466,16 @@ class RayCluster:
 
     def restore(self, state: dict) -> None:
         """Push worker states into the actors (fresh workers for dead ones)."""
-        refs = []
+        from ray.exceptions import RayActorError
+
         for w, st in enumerate(state["worker_states"]):
-            if st is None:
-                st = self.scheme.init_worker(w)
-            refs.append(self.actors[w].set_state.remote(st))
-        self.ray.get(refs)
+            if w in self.dead:
+                continue
+            st = self.scheme.init_worker(w) if st is None else st
+            try:
+                self.ray.get(self.actors[w].set_state.remote(st))
+            except RayActorError:
+                self.dead.add(w)
         self.busy.clear()
 
     # ------------------------------------------------------------------ streaming
