@@ -58,7 +58,8 @@ one (straggler model, seed) cell see the same times (scaled by their load).
 ``results.csv`` carries a ``schedule_digest`` column (hash of the unit-load
 schedule) that makes this checkable.
 
-Resumable: a cell whose ``summary.json`` exists is skipped.  A failing cell
+Resumable: a cell whose ``summary.json`` exists (and whose ``config.json`` matches
+the cell's current :class:`RunConfig`; otherwise it is run again) is skipped.  A failing cell
 writes ``error.txt`` (traceback) in its run directory and the grid goes on.
 """
 
@@ -497,6 +498,19 @@ def schedule_digest(rc: RunConfig) -> str:
     return hashlib.sha1(np.ascontiguousarray(m).tobytes()).hexdigest()[:12]
 
 
+def is_finished(rc: RunConfig, run_dir: Path) -> bool:
+    """A cell is finished when its ``summary.json`` exists and its ``config.json``
+    matches ``rc`` (a cell run under a different configuration is run again)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").is_file():
+        return False
+    try:
+        old = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return old == json.loads(json.dumps(asdict(rc), default=str))
+
+
 def run_cell(rc: RunConfig, run_dir: Path) -> tuple[str, str, float]:
     """Run one cell into ``run_dir``; never raises.  Returns (status, error, seconds)."""
     run_dir = Path(run_dir)
@@ -551,7 +565,7 @@ def run_experiment(
     _write_skipped(out_dir / "skipped.csv", result.skipped)
     todo = []
     for c in cells:
-        if (runs / c.cell_id / "summary.json").is_file():
+        if is_finished(cfg.run_config(c), runs / c.cell_id):
             result.reused.append(c.cell_id)
         else:
             todo.append(c)
@@ -679,7 +693,7 @@ def collect_results(cfg: ExperimentConfig, out_dir: str | Path) -> tuple[Path, P
         row = {**cell.row(), **_config_columns(rc), "status": "missing", "error": ""}
         row.update({k: "" for k in SUMMARY_COLUMNS})
         row.update(runtime_seconds="", schedule_digest="")
-        if (d / "summary.json").is_file():
+        if is_finished(rc, d):
             summ = json.loads((d / "summary.json").read_text())
             row["status"] = "ok"
             for k in SUMMARY_COLUMNS:
@@ -761,6 +775,7 @@ __all__ = [
     "load_experiment",
     "parse_experiment",
     "read_csv",
+    "is_finished",
     "run_cell",
     "run_experiment",
     "schedule_digest",
