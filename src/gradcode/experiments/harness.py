@@ -393,7 +393,9 @@ def _task(t, where: str) -> TaskSpec:
     if isinstance(t, dict):
         bad = sorted(set(t) - {"dataset", "model", "lr"})
         if bad or "dataset" not in t or "model" not in t:
-            raise ValueError(f"{where}: task table needs dataset and model (and optional lr), got {t!r}")
+            raise ValueError(
+                f"{where}: task table needs dataset and model (and optional lr), got {t!r}"
+            )
         lr = t.get("lr")
         return TaskSpec(str(t["dataset"]), str(t["model"]), None if lr is None else float(lr))
     raise ValueError(f"{where}: task must be 'dataset/model' or a table, got {t!r}")
@@ -602,9 +604,7 @@ def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> 
 
     ctx = mp.get_context("spawn")  # no fork after torch threads exist
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_pool_init) as pool:
-        futs = {
-            pool.submit(_pool_run, cfg.run_config(c), str(runs / c.cell_id)): c for c in todo
-        }
+        futs = {pool.submit(_pool_run, cfg.run_config(c), str(runs / c.cell_id)): c for c in todo}
         for fut in as_completed(futs):
             c = futs[fut]
             try:

@@ -183,7 +183,7 @@ def _headline(per_run: list[dict], key: str | None = None) -> list[dict]:
 
 def _group_figure(group: str, rows: list[dict], curves: dict, per_run: list[dict], out: Path):
     schemes = _scheme_order({r["scheme"] for r in rows})
-    fig, axes = plt.subplots(2, 4, figsize=(17, 7))
+    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
     fig.suptitle(group)
     panels = [
         (axes[0, 0], "time", "train_loss"),
@@ -343,7 +343,9 @@ def render_report(results_dir: str | Path, **settings) -> Path:
     by_straggler = _headline(per_run, key="straggler")
     _write_headline_csv(out / "headline.csv", head)
     (out / "headline.md").write_text(
-        markdown_table(head) + "\nBy straggler model:\n\n" + markdown_table(by_straggler, "straggler")
+        markdown_table(head)
+        + "\nBy straggler model:\n\n"
+        + markdown_table(by_straggler, "straggler")
     )
     (out / "per_run.csv").write_text(_csv_text(per_run))
 
