@@ -56,7 +56,7 @@ def test_report_renders_html_with_images_and_table(ci_results, tmp_path):
     pngs = sorted(p.name for p in (results / "report").glob("*.png"))
     assert "headline.png" in pngs and len(pngs) == 3
     md = (results / "report" / "headline.md").read_text()
-    assert md.startswith("| scheme |") and "By straggler model" in md
+    assert md.startswith("| scheme |") and "By straggler model" in md and "By dataset/model" in md
 
 
 def test_cli_report(ci_results, tmp_path, capsys, monkeypatch):

@@ -120,6 +120,7 @@ def analyse(results_dir: str | Path, **settings) -> dict:
             per_run.append(
                 {
                     "group": group,
+                    "task": f"{r['dataset']}/{r['model']}",
                     "seed": seed,
                     "scheme": scheme,
                     "straggler": r["straggler"],
@@ -341,11 +342,14 @@ def render_report(results_dir: str | Path, **settings) -> Path:
     ok_rows = [r for r in ok_rows if r["cell_id"] in curves]
 
     by_straggler = _headline(per_run, key="straggler")
+    by_task = _headline(per_run, key="task")
     _write_headline_csv(out / "headline.csv", head)
     (out / "headline.md").write_text(
         markdown_table(head)
         + "\nBy straggler model:\n\n"
         + markdown_table(by_straggler, "straggler")
+        + "\nBy dataset/model:\n\n"
+        + markdown_table(by_task, "task")
     )
     (out / "per_run.csv").write_text(_csv_text(per_run))
 
@@ -377,6 +381,8 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         _html_table(head),
         "<h3>By straggler model</h3>",
         _html_table(by_straggler, "straggler"),
+        "<h3>By dataset/model</h3>",
+        _html_table(by_task, "task"),
     ]
     if skipped:
         notes = sorted({f"{r['scheme']} at s={r['s']}: {r['reason']}" for r in skipped})
