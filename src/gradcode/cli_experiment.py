@@ -1,0 +1,61 @@
+"""Plain functions behind ``gradcode experiment run`` and ``gradcode report``.
+
+They are wired into the typer app in :mod:`gradcode.cli`; usable directly::
+
+    experiment_run(Path("experiments/ci_small.toml"), Path("results/ci"), quiet=True)
+    report(Path("results/ci"))
+
+User mistakes (bad TOML, unknown names) raise :class:`ValueError` with one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+
+def default_out_dir(config: Path) -> Path:
+    """``results/<config stem>`` -- the default for ``--out``."""
+    return Path("results") / Path(config).stem
+
+
+def experiment_run(config: Path, out_dir: Path | None = None, quiet: bool = False) -> None:
+    """Run (or resume) the grid in ``config`` into ``out_dir``; print a short summary."""
+    from .experiments.harness import load_experiment, run_experiment
+
+    cfg = load_experiment(config)
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(config)
+    console = Console(stderr=True, quiet=quiet)
+    console.print(
+        f"{cfg.name}: {len(cfg.cells())} cells ({len(cfg.skipped())} skipped), "
+        f"{cfg.workers} workers, {cfg.rounds} rounds, {cfg.jobs} job(s) -> {out_dir}"
+    )
+    res = run_experiment(cfg, out_dir, progress=not quiet)
+    skipped = {}
+    for cell, reason in res.skipped:
+        skipped.setdefault((cell.scheme, cell.s), reason)
+    for (scheme, s), reason in sorted(skipped.items()):
+        console.print(f"skipped {scheme} at s={s}: {reason}")
+    out = Console()
+    out.print(
+        f"{cfg.name}: ran {len(res.ran)} cell(s), {len(res.reused)} already done, "
+        f"{len(res.failed)} failed, {len(res.skipped)} skipped in {res.seconds:.1f}s "
+        f"-> {res.results_csv}"
+    )
+    for cid in res.failed[:10]:
+        out.print(f"  failed: {cid} (see {out_dir / 'runs' / cid / 'error.txt'})")
+
+
+def report(results_dir: Path) -> None:
+    """Render plots and ``report.html`` for a results directory; print its path."""
+    from .experiments.report import render_report
+
+    results_dir = Path(results_dir)
+    if not (results_dir / "results.csv").is_file():
+        raise ValueError(f"{results_dir} has no results.csv (run `gradcode experiment run` first)")
+    path = render_report(results_dir)
+    Console().print(f"report -> {path}")
+
+
+__all__ = ["default_out_dir", "experiment_run", "report"]
