@@ -132,3 +132,59 @@ def test_reproduce_tandon2017_small(capsys, tmp_path):
 def test_reproduce_bad_workers(capsys):
     code, _, err = run(capsys, "reproduce", "tandon2017", "--workers", "1,x")
     assert code == 2 and "comma-separated" in err
+
+
+TINY_GRID = """
+workers = 4
+rounds = 4
+eval_every = 2
+[stragglers.shifted_exp]
+base = "shifted-exp:a=1,mu=1"
+[grid]
+schemes = ["dgd", "pgc"]
+seeds = [0]
+tasks = ["breast_cancer/logreg"]
+s = [1]
+partitionings = ["iid"]
+"""
+
+
+def test_experiment_run_resume_and_report(capsys, tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_GRID)
+    results = tmp_path / "res"
+    code, out, _ = run(capsys, "experiment", "run", str(config), "--out", str(results), "--quiet")
+    assert code == 0 and "ran 2 cell(s)" in out
+    assert (results / "results.csv").is_file()
+    code, out, _ = run(capsys, "experiment", "run", str(config), "--out", str(results), "--quiet")
+    assert code == 0 and "ran 0 cell(s), 2 already done" in out
+    code, out, _ = run(capsys, "report", str(results))
+    assert code == 0 and (results / "report" / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["experiment", "run", "missing.toml"], "no such experiment config"),
+        (["report", "."], "has no results.csv"),
+        (["train", "--time-scale", "-1"], "time-scale"),
+    ],
+)
+def test_experiment_bad_arguments_one_line(capsys, argv, needle):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_experiment_bad_toml_one_line(capsys, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("workers = \n")
+    code, _, err = run(capsys, "experiment", "run", str(config))
+    assert code == 2 and "invalid TOML" in err and len(err.strip().splitlines()) == 1
+
+
+def test_codes_show_sequential_and_partial(capsys):
+    code, out, _ = run(capsys, "codes", "show", "sr_sgc", "-n", "8", "-s", "3")
+    assert code == 0 and "s'=2" in out and "plain GC for lambda=3 stragglers: 4" in out
+    code, out, _ = run(capsys, "codes", "show", "partial", "-n", "6", "-s", "2")
+    assert code == 0 and "Qmax 13 (lower bound 13)" in out

@@ -33,6 +33,11 @@ reproduce_app = typer.Typer(
     help="Reproduce published results (figures + CSV).", no_args_is_help=True
 )
 app.add_typer(reproduce_app, name="reproduce")
+experiment_app = typer.Typer(
+    help="Declarative experiment grids (schemes x stragglers x seeds x tasks).",
+    no_args_is_help=True,
+)
+app.add_typer(experiment_app, name="experiment")
 
 out = Console(highlight=False)
 
@@ -189,6 +194,10 @@ def reproduce_ramamoorthy2024(
 
 def _show_stateful(scheme) -> None:
     """Placement and the per-round rotation of a pipelined scheme."""
+    if getattr(scheme, "sequential", False):
+        return _show_sequential(scheme)
+    if getattr(scheme, "chunked", False):
+        return _show_chunked(scheme)
     out.print(f"[bold]{scheme.name}[/bold]  n={scheme.n}  s={scheme.s}  partitions k={scheme.k}")
     with np.printoptions(precision=3, suppress=True, linewidth=160):
         out.print("placement (row = worker, column = partition stored):")
@@ -202,6 +211,42 @@ def _show_stateful(scheme) -> None:
         f"load: 1 partition per worker per round ({len(scheme.placement[0])} in the warm-up); "
         f"staleness cap {scheme.staleness_cap} rounds"
     )
+
+
+def _show_sequential(scheme) -> None:
+    inner = scheme.code
+    out.print(
+        f"[bold]{scheme.name}[/bold]  n={scheme.n}  lambda={scheme.s}  B={scheme.B}  "
+        f"W={scheme.W}  partitions k={scheme.k}"
+    )
+    out.print(
+        f"inner code: {inner.name} tolerating s'={scheme.s_code} per round; every job decodes "
+        f"exactly within T={scheme.delay} rounds under any (B, W, lambda) pattern"
+    )
+    with np.printoptions(precision=3, suppress=True, linewidth=160):
+        out.print("encoding matrix B (row = worker, column = partition):")
+        out.print(str(inner.B), markup=False)
+    out.print(
+        f"load: {scheme.load} partitions per worker per round "
+        f"(plain GC for lambda={scheme.s} stragglers: {scheme.s + 1})"
+    )
+
+
+def _show_chunked(scheme) -> None:
+    from .codes.ordering import qmax, qmax_lower_bound
+
+    out.print(
+        f"[bold]{scheme.name}[/bold]  n={scheme.n}  s={scheme.s}  l={scheme.l}  "
+        f"delta={scheme.delta}  chunks N={scheme.k}"
+    )
+    out.print("processing order (row = worker, chunks in the order it computes them):")
+    for w, order in enumerate(scheme.placement):
+        out.print(f"  worker {w:>3}: {list(order)}")
+    q = qmax(scheme.assignment, scheme.l)
+    line = f"load: {scheme.load} chunks per worker per round; Qmax {q:g}"
+    if scheme.l == 1:
+        line += f" (lower bound {qmax_lower_bound(scheme.n, scheme.delta)})"
+    out.print(line)
 
 
 @app.command("train")
@@ -241,6 +286,13 @@ def train_cmd(
     ),
     address: str = typer.Option(
         None, "--address", help="Ray cluster address (default: start Ray locally)."
+    ),
+    time_scale: float = typer.Option(
+        None,
+        "--time-scale",
+        min=0.0,
+        help="Ray backend: real seconds per unit of the straggler schedule (default 0.01; "
+        "0 injects no delays).",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed"),
@@ -282,6 +334,7 @@ def train_cmd(
             on_undecodable=on_undecodable,
             data_dir=data_dir,
             address=address,
+            time_scale=time_scale,
             scheme_options=_scheme_options(scheme_opt),
         )
         cfg.delay.build()  # validate before starting anything
@@ -420,6 +473,36 @@ def reproduce_pgc(
         )
     out.print(table)
     out.print(f"figures and CSVs -> {out_dir}")
+
+
+@experiment_app.command("run")
+def experiment_run_cmd(
+    config: Path = typer.Argument(
+        ..., help="Experiment grid (TOML), e.g. experiments/pgc_study.toml."
+    ),
+    out_dir: Path = typer.Option(
+        None, "--out", help="Results folder (default results/<config name>); reruns resume."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Run (or resume) an experiment grid; finished cells are skipped."""
+    from .cli_experiment import experiment_run
+
+    if not config.is_file():
+        raise CLIError(f"no such experiment config: {config}")
+    with user_errors():
+        experiment_run(config, out_dir, quiet=quiet)
+
+
+@app.command("report")
+def report_cmd(
+    results_dir: Path = typer.Argument(..., help="Folder written by `gradcode experiment run`."),
+) -> None:
+    """Render plots and a self-contained report.html for an experiment's results."""
+    from .cli_experiment import report as render
+
+    with user_errors():
+        render(results_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -86,6 +86,8 @@ def simulate(
     Extra leading axes (e.g. trials x rounds) are flattened.
     """
     T = np.asarray(worker_times, dtype=float)
+    if getattr(code, "sequential", False):  # rounds depend on earlier rounds
+        return code.simulate(T, deadline)
     if T.shape[-1] != code.n:
         raise ValueError(f"worker_times has {T.shape[-1]} columns but the code has n={code.n}")
     T = T.reshape(-1, code.n)

@@ -23,6 +23,7 @@ ALL = [
     "pgc_reference",
     "pgc_memory",
     "is_latefold",
+    "sr_sgc",
 ]
 
 
@@ -117,7 +118,7 @@ def test_nan_messages_are_dropped_and_logged(tmp_path):
     assert np.all(np.isfinite(res.weights))
 
 
-@pytest.mark.parametrize("name", ["pgc", "pgc_memory", "crc"])
+@pytest.mark.parametrize("name", ["pgc", "pgc_memory", "crc", "sr_sgc"])
 def test_resume_from_checkpoint_is_bit_identical(tmp_path, name):
     from dataclasses import replace
 
@@ -178,3 +179,41 @@ def test_partial_scheme_with_deadline_is_approximate_with_nmse():
     res = train(scheme, cluster, orc, cfg)
     approx = [h for h in res.history if not h["exact"]]
     assert approx and all(0 < h["nmse"] <= 1 for h in approx)
+
+
+def test_sr_sgc_is_gradient_descent_delayed_by_b_rounds():
+    """Each update is the exact full gradient at the weights of B rounds earlier."""
+    from gradcode.codes import make_scheme
+    from gradcode.runtime import LocalCluster, Schedule
+
+    from .helpers import oracle
+
+    n, lam, B, rounds = 6, 2, 2, 14
+    scheme = make_scheme("sr_sgc", n, lam, B=B, W=3)
+    orc = oracle(n)
+    cluster = LocalCluster(scheme, orc, Schedule(ShiftedExponential(1.0, 1.0), 3, rounds, n))
+    _, _, _, cfg = setup("dgd", rounds=rounds)
+    res = train(scheme, cluster, orc, cfg)
+    ws = [orc.initial_weights()]
+    for t in range(rounds):
+        w = ws[-1]
+        ws.append(w if t < B else w - cfg.optimizer.lr * orc.full_gradient(ws[t - B]))
+    np.testing.assert_allclose(res.weights, ws[-1], rtol=1e-9, atol=1e-12)
+    assert [h["staleness_max"] for h in res.history[B:]] == [B] * (rounds - B)
+    assert all("pipeline filling" in h["notes"] for h in res.history[:B])
+    assert any(h["decode_wait"] == B for h in res.history[B:]), "some job needed a reattempt"
+
+
+def test_sr_sgc_crashed_reattempter_is_reported_not_a_hang():
+    from gradcode.codes import make_scheme
+    from gradcode.runtime import LocalCluster, Schedule
+
+    from .helpers import oracle
+
+    n, rounds = 6, 8
+    scheme = make_scheme("sr_sgc", n, 2, B=1, W=2)
+    model = CrashStop(ShiftedExponential(1.0, 1.0), workers=(0, 1), at_round=2)
+    cluster = LocalCluster(scheme, oracle(n), Schedule(model, 0, rounds, n))
+    _, _, orc, cfg = setup("dgd", rounds=rounds)
+    res = train(scheme, cluster, orc, cfg)
+    assert len(res.history) == rounds and np.all(np.isfinite(res.weights))

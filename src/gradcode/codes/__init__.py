@@ -23,6 +23,7 @@ from .cyclic_mds import CyclicMDS, is_real_valued
 from .frc import FRC, ErasureHead
 from .partial_scheme import PartialScheme
 from .pgc import PGC, ISLateFold, PGCMemory, PGCReference
+from .sequential import SRSGC
 from .simple import DGD, ISSGD
 
 
@@ -124,6 +125,15 @@ REGISTRY: dict[str, SchemeInfo] = {
             stateful=True,
         ),
         SchemeInfo(
+            "sr_sgc",
+            SRSGC,
+            True,
+            "sequential GC: exact gradient B rounds late, load ceil(B s/(W-1+B))+1",
+            "Krishnan, Ebrahimi, Khisti ICLR 2023",
+            takes_rng=True,
+            stateful=True,
+        ),
+        SchemeInfo(
             "lstsq",
             OptimalLstsq,
             False,
@@ -185,6 +195,7 @@ __all__ = [
     "ISLateFold",
     "PGCMemory",
     "PGCReference",
+    "SRSGC",
     "stateless_names",
     "make_scheme",
     "SchemeInfo",

@@ -128,10 +128,16 @@ class LocalCluster:
         self.pending: list[tuple[float, Message]] = []  # (absolute arrival, message)
         #: Fault injection: ``corrupt(t, w) -> bool`` makes worker w's round-t message NaN.
         self.corrupt = corrupt
+        if getattr(scheme, "sequential", False) and deadline is not None:
+            raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
+        self.plan = scheme.init_plan() if getattr(scheme, "sequential", False) else None
+        self.history: dict[int, np.ndarray] = {}  # sequential schemes: recent weights by round
 
     def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome:
         if getattr(self.scheme, "chunked", False):
             return self._run_chunked(t, weights)
+        if self.plan is not None:
+            return self._run_sequential(t, weights)
         plans = [self.scheme.compute_plan(self.worker_states[w], w, t) for w in range(self.n)]
         times = self.schedule.times(t, [len(p) for p in plans])
         duration, ready = stop_time(self.scheme, times, self.deadline)
@@ -198,13 +204,47 @@ class LocalCluster:
         worker_done = np.where(np.isfinite(finish[:, -1]), finish[:, -1], np.inf)
         return RoundOutcome(msgs, [], duration, worker_done, ready, [], bool(np.isfinite(full)))
 
+    def _run_sequential(self, t: int, weights: np.ndarray) -> RoundOutcome:
+        """Sequential codes (SR-SGC): a worker may recompute an older job at its old weights."""
+        sch = self.scheme
+        self.history[t] = np.array(weights)
+        jobs = sch.jobs(self.plan, t)
+        times = self.schedule.times(t, sch.load)
+        duration, ready = sch.stop(self.plan, t, times)
+        msgs, arrived = [], {}
+        for w in np.argsort(times, kind="stable"):
+            w = int(w)
+            if not times[w] <= duration:
+                continue
+            job = int(jobs[w])
+            parts = sch.compute_plan(None, w, t)
+            grads = {p: self.oracle.partition_gradient(p, self.history[job]) for p in parts}
+            _, msg = sch.worker_message(None, w, job, grads)
+            if self.corrupt is not None and self.corrupt(t, w):
+                msg = replace(msg, vector=np.full_like(msg.vector, np.nan))
+            msgs.append(msg)
+            if np.all(np.isfinite(msg.vector)):  # the master drops non-finite messages too
+                arrived.setdefault(job, set()).add(w)
+        self.plan = sch.advance(self.plan, t, arrived)
+        self.history = {r: v for r, v in self.history.items() if r > t - sch.delay - 1}
+        self.clock += duration
+        return RoundOutcome(msgs, [], duration, times, ready, [], ready)
+
     def state(self) -> dict:
-        return {"worker_states": self.worker_states, "clock": self.clock, "pending": self.pending}
+        return {
+            "worker_states": self.worker_states,
+            "clock": self.clock,
+            "pending": self.pending,
+            "plan": self.plan,
+            "history": dict(self.history),
+        }
 
     def restore(self, state: dict) -> None:
         self.worker_states = list(state["worker_states"])
         self.clock = float(state["clock"])
         self.pending = list(state["pending"])
+        self.plan = state.get("plan", self.plan)
+        self.history = dict(state.get("history", {}))
 
     def close(self) -> None:
         pass

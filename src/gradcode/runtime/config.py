@@ -141,6 +141,7 @@ class RunConfig:
     on_undecodable: str = "fallback"
     data_dir: str | None = None
     address: str | None = None  # Ray cluster address (None: start Ray locally)
+    time_scale: float | None = None  # Ray: real seconds per schedule unit (None: 0.01)
     scheme_options: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
@@ -148,6 +149,8 @@ class RunConfig:
             raise ValueError(f"backend must be 'local' or 'ray', got {self.backend!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.time_scale is not None and self.time_scale < 0:
+            raise ValueError(f"time_scale must be >= 0, got {self.time_scale}")
         if self.eval_every < 1:
             raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
 

@@ -289,7 +289,9 @@ class RayCluster:
         ray = _import_ray()
         self.ray = ray
         if time_scale is None:  # a RunConfig field if there is one, else 0.01 s per unit
-            time_scale = getattr(cfg, "time_scale", None) or DEFAULT_TIME_SCALE
+            time_scale = getattr(cfg, "time_scale", None)
+            if time_scale is None:
+                time_scale = DEFAULT_TIME_SCALE
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, got {time_scale}")
         self.scheme, self.cfg, self.schedule = scheme, cfg, schedule
@@ -425,6 +427,10 @@ class RayCluster:
             w, rnd = refs[done[0]]
             handle(w, done[0], rnd)
 
+        # Could this round's stop rule have been met at all (live workers still computing)?
+        decodable = ready or self.scheme.ready(
+            arrived + [w for w in self.busy if w not in self.dead]
+        )
         elapsed = time.perf_counter() - start
         duration = elapsed / self._scale
         for w in self.busy:
@@ -434,7 +440,7 @@ class RayCluster:
             for ref, _ in self.busy.values():
                 ray.cancel(ref)
             self.busy.clear()
-        return RoundOutcome(on_time, late, duration, times, ready, dropped)
+        return RoundOutcome(on_time, late, duration, times, ready, dropped, bool(decodable))
 
     @property
     def _scale(self) -> float:

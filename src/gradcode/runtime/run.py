@@ -52,6 +52,10 @@ def build_cluster(cfg: RunConfig, scheme, task):
     schedule = Schedule(cfg.delay.build(), cfg.seed, cfg.rounds, cfg.workers)
     if cfg.backend == "local":
         return LocalCluster(scheme, task, schedule, deadline=cfg.deadline)
+    if getattr(scheme, "sequential", False):
+        raise ValueError(
+            f"{cfg.scheme} runs on the local backend only (multi-job rounds are not wired into Ray)"
+        )
     from .ray_cluster import RayCluster
 
     return RayCluster(scheme, cfg, schedule, deadline=cfg.deadline)

@@ -1,0 +1,309 @@
+"""Sequential gradient coding with selective reattempts (SR-SGC).
+
+Krishnan, Ebrahimi, Khisti, "Sequential Gradient Coding for Straggler
+Mitigation", ICLR 2023.  A training run computes a *sequence* of gradients
+(jobs): job ``t`` starts in round ``t`` at the weights ``w_t`` and must be
+decoded by the end of round ``t + T``.  Allowing ``T > 0`` lets a code spread
+redundancy over time as well as over workers.
+
+**Straggler model** ``(B, W, lambda)``: in every window of ``W`` consecutive
+rounds at most ``lambda`` distinct workers straggle, and each of them
+straggles only within one burst of at most ``B`` consecutive rounds
+(:func:`conforms` checks a pattern; :func:`random_pattern` draws one).
+
+**SR-SGC** (the paper's first scheme, reconstructed here from its stated
+definitions).  Every worker holds an ``(n, s')`` gradient code's partitions
+(Tandon et al.) with the *smaller* tolerance ``s' = ceil(B lambda / (W - 1 +
+B))`` and ``T = B``.  In round ``t`` each worker computes its coded task for
+job ``t``, except the workers asked to *reattempt* job ``t - B``:
+
+* if at most ``s'`` of job ``t``'s results are missing (stragglers, plus
+  workers busy reattempting), job ``t`` decodes at once;
+* otherwise ``|missing| - s'`` of the missing workers (actual stragglers
+  first) recompute their job-``t`` task in round ``t + B``, which completes
+  job ``t`` exactly.  A worker that straggled in round ``t`` cannot straggle
+  in ``t + B`` under the model (one burst of length ``<= B`` per window,
+  ``W > B``), and the choice of ``s'`` keeps the cascade of reattempts within
+  budget.  The load is ``(s' + 1)`` partitions per worker instead of GC's
+  ``lambda + 1``.
+
+In training the update of round ``t`` is the exact gradient of job ``t - T``,
+i.e. SGD with a fixed delay ``T = B`` (the first ``T`` rounds take no step).
+
+Master policy used by the simulator and the local backend (our choice; the
+paper's model has no clock): round ``t`` ends once ``n - lambda`` workers have
+answered *and* every worker reattempting job ``t - B`` has answered.  Under
+patterns outside the model a reattempt may be slow: the round then waits for
+it, so every job is still delivered exactly ``T`` rounds late; a reattempter
+that crashed makes its job undecodable, which is reported, never a hang.
+
+Example (n = 4, lambda = 2, B = 1, W = 2 gives s' = 1 and an FRC code)::
+
+    >>> sch = SRSGC(4, 2, B=1, W=2)
+    >>> sch.s_code, sch.delay, sch.load
+    (1, 1, 2)
+    >>> plan = sch.init_plan()
+    >>> plan = sch.advance(plan, 0, {0: {0, 1}})         # workers 2, 3 straggled in round 0
+    >>> sch.jobs(plan, 1).tolist()                      # worker 2 reattempts job 0
+    [1, 1, 0, 1]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .base import GradientCode
+from .protocol import Message, Update
+
+
+def conforms(straggled: np.ndarray, B: int, W: int, lam: int) -> bool:
+    """Does a ``(rounds, n)`` boolean straggler pattern obey the ``(B, W, lambda)`` model?"""
+    S = np.asarray(straggled, dtype=bool)
+    rounds = S.shape[0]
+    for a in range(max(1, rounds - W + 1)):
+        win = S[a : a + W]
+        hit = win.any(axis=0)
+        if hit.sum() > lam:
+            return False
+        for i in np.flatnonzero(hit):
+            idx = np.flatnonzero(win[:, i])
+            if idx[-1] - idx[0] + 1 > B:
+                return False
+    return True
+
+
+def random_pattern(
+    rng: np.random.Generator, rounds: int, n: int, B: int, W: int, lam: int, p: float = 0.5
+) -> np.ndarray:
+    """A random straggler pattern obeying ``(B, W, lambda)``: each (round, worker)
+    straggles with probability ``p`` unless that would break the model."""
+    S = np.zeros((rounds, n), dtype=bool)
+    for t in range(rounds):
+        for w in rng.permutation(n):
+            if rng.random() >= p:
+                continue
+            S[t, w] = True
+            if not conforms(S[max(0, t - 2 * W + 1) : t + 1], B, W, lam):
+                S[t, w] = False
+    return S
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Who owes what (sets only; the master adds vectors on top).
+
+    ``received[j]``: workers whose job-``j`` result arrived, for jobs not yet
+    decoded; ``reattempt[j]``: workers asked to recompute job ``j`` in round
+    ``j + B``; ``decoded`` / ``lost``: jobs decoded / given up in the last
+    :meth:`SRSGC.advance` call.
+    """
+
+    received: Mapping[int, frozenset] = field(default_factory=dict)
+    reattempt: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    decoded: tuple[int, ...] = ()
+    lost: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class MasterState:
+    plan: Plan = field(default_factory=Plan)
+    vectors: Mapping[int, Mapping[int, np.ndarray]] = field(default_factory=dict)
+    ready: Mapping[int, tuple] = field(default_factory=dict)  # job -> (gradient, used, stats)
+
+
+class SRSGC:
+    """SR-SGC over an inner ``(n, s')`` gradient code; ``s`` is the model's ``lambda``."""
+
+    name = "sr_sgc"
+    stateful = True
+    sequential = True
+    uses_late = False
+
+    def __init__(
+        self,
+        n: int,
+        s: int,
+        *,
+        B: int = 1,
+        W: int | None = None,
+        code: str = "auto",
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        from . import is_real_valued, make_code
+
+        W = B + 1 if W is None else int(W)
+        if B < 1:
+            raise ValueError(f"sr_sgc: burst length B must be >= 1, got {B}")
+        if W <= B:
+            raise ValueError(f"sr_sgc: window W must exceed the burst length B={B}, got W={W}")
+        if not 1 <= s < n:
+            raise ValueError(f"sr_sgc: need 1 <= s (lambda) < n, got s={s}, n={n}")
+        self.n, self.s, self.B, self.W = n, s, int(B), W
+        self.s_code = math.ceil(B * s / (W - 1 + B))
+        self.delay = self.B  # T
+        if code == "auto":
+            if n % (self.s_code + 1) == 0:
+                code = "frc"
+            elif is_real_valued(n, self.s_code):
+                code = "cyclic_mds"
+            else:
+                code = "crc"
+        self.code: GradientCode = make_code(code, n, self.s_code, rng=rng)
+        self.k = self.code.k
+        self.placement = self.code.placement
+
+    @property
+    def load(self) -> int:
+        return self.code.load
+
+    # ---------------------------------------------------------------- the plan
+
+    def init_plan(self) -> Plan:
+        return Plan()
+
+    def busy(self, plan: Plan, t: int) -> tuple[int, ...]:
+        """Workers recomputing job ``t - B`` in round ``t``."""
+        return tuple(plan.reattempt.get(t - self.B, ()))
+
+    def jobs(self, plan: Plan, t: int) -> np.ndarray:
+        """The job each worker computes in round ``t``."""
+        out = np.full(self.n, t)
+        out[list(self.busy(plan, t))] = t - self.B
+        return out
+
+    def stop(self, plan: Plan, t: int, times: np.ndarray) -> tuple[float, bool]:
+        """When round ``t`` ends given finishing times, and whether job ``t - B`` completes."""
+        times = np.asarray(times, dtype=float)
+        finite = np.sort(times[np.isfinite(times)])
+        if finite.size == 0:
+            return 0.0, not self.busy(plan, t)
+        quorum = finite[min(self.n - self.s, finite.size) - 1]
+        owed = times[list(self.busy(plan, t))]
+        if np.all(np.isfinite(owed)):
+            return float(max(quorum, owed.max(initial=0.0))), True
+        return float(finite[-1]), False
+
+    def advance(self, plan: Plan, t: int, arrived: Mapping[int, set]) -> Plan:
+        """Record round ``t``'s arrivals (``job -> workers``); decide decodes and reattempts."""
+        received = {j: set(v) for j, v in plan.received.items()}
+        for job, workers in arrived.items():
+            received.setdefault(job, set()).update(workers)
+        received.setdefault(t, set())
+        reattempt = {j: v for j, v in plan.reattempt.items() if j > t - self.B}
+        decoded, lost = [], []
+        busy = set(self.busy(plan, t))
+        for job in sorted(received):
+            missing = set(range(self.n)) - received[job]
+            if len(missing) <= self.s_code:
+                decoded.append(job)
+            elif job == t:  # defer: the fewest stragglers needed recompute it in t + B
+                order = sorted(missing - busy) + sorted(missing & busy)
+                reattempt[t] = tuple(order[: len(missing) - self.s_code])
+            elif job <= t - self.B:
+                lost.append(job)
+        keep = {j: frozenset(v) for j, v in received.items() if j not in decoded + lost}
+        return Plan(keep, reattempt, tuple(decoded), tuple(lost))
+
+    # ---------------------------------------------------------------- round protocol
+
+    def init_worker(self, worker: int):
+        return None
+
+    def compute_plan(self, state, worker: int, t: int) -> tuple[int, ...]:
+        return self.code.placement[worker]
+
+    def worker_message(self, state, worker: int, job: int, grads):
+        """Worker's coded result for ``job`` (gradients taken at ``w_job``)."""
+        parts = self.code.placement[worker]
+        vec = self.code.encode(worker, np.stack([grads[p] for p in parts]))
+        return state, Message(worker, job, vec, parts, (job,) * len(parts))
+
+    def init_master(self) -> MasterState:
+        return MasterState()
+
+    def master_update(
+        self, state: MasterState, t: int, messages: Sequence[Message], late=()
+    ) -> tuple[MasterState, Update]:
+        arrived: dict[int, set] = {}
+        vectors = {j: dict(v) for j, v in state.vectors.items()}
+        for m in messages:
+            arrived.setdefault(m.round, set()).add(m.worker)
+            vectors.setdefault(m.round, {})[m.worker] = m.vector
+        plan = self.advance(state.plan, t, arrived)
+        ready = dict(state.ready)
+        notes = [f"job {j} not decodable (a reattempt did not arrive); dropped" for j in plan.lost]
+        for job in plan.decoded:
+            dec = self.code.decode(sorted(vectors[job]))
+            stats = {"cond": dec.cond, "max_abs_weight": dec.max_abs_weight}
+            ready[job] = (dec.combine(vectors[job]), dec.used, stats, t - job)
+        for job in plan.decoded + plan.lost:
+            vectors.pop(job, None)
+        job = t - self.delay
+        got = ready.pop(job, None)
+        pending = len(plan.received) - 1
+        if got is None:
+            why = "pipeline filling" if job < 0 else f"job {job} unavailable"
+            upd = Update(
+                None,
+                (),
+                False,
+                False,
+                math.sqrt(self.k),
+                0,
+                0.0,
+                self.name,
+                np.zeros(self.k),
+                tuple(notes + [why]),
+                {"deferred_jobs": pending},
+            )
+        else:
+            grad, used, stats, waited = got
+            upd = Update(
+                grad,
+                used,
+                False,
+                True,
+                0.0,
+                self.delay,
+                float(self.delay),
+                self.name,
+                np.ones(self.k),
+                tuple(notes),
+                {**stats, "job": job, "decode_wait": waited, "deferred_jobs": pending},
+            )
+        return replace(state, plan=plan, vectors=vectors, ready=ready), upd
+
+    # ---------------------------------------------------------------- simulation
+
+    def simulate(self, worker_times: np.ndarray, deadline: float | None = None):
+        """Round durations etc. for ``(rounds, n)`` times (sequential: one loop over rounds)."""
+        from ..sim import SimResult
+
+        T = np.asarray(worker_times, dtype=float).reshape(-1, self.n)
+        if deadline is not None:
+            raise ValueError("sr_sgc has no deadline mode (its rounds wait for reattempts)")
+        plan = self.init_plan()
+        rounds = T.shape[0]
+        dur = np.empty(rounds)
+        used = np.zeros(T.shape, dtype=bool)
+        ok = np.ones(rounds, dtype=bool)
+        for t in range(rounds):
+            dur[t], _ = self.stop(plan, t, T[t])
+            used[t] = T[t] <= dur[t]
+            jobs = self.jobs(plan, t)
+            arrived: dict[int, set] = {}
+            for w in np.flatnonzero(used[t]):
+                arrived.setdefault(int(jobs[w]), set()).add(int(w))
+            plan = self.advance(plan, t, arrived)
+            ok[t] = not plan.lost
+        return SimResult(self.name, dur, used, ok, np.where(ok, 0.0, 1.0))
+
+    def completion_time(self, times):
+        raise TypeError("sr_sgc rounds depend on past rounds: use SRSGC.simulate")
+
+    def ready(self, arrived) -> bool:
+        raise TypeError("sr_sgc rounds depend on past rounds: drive it with SRSGC.stop")
