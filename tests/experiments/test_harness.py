@@ -239,3 +239,18 @@ def test_cli_experiment_run(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "ran 1 cell(s)" in text and "1 skipped" in text
     assert len(read_csv(tmp_path / "out" / "results.csv")) == 1
+
+
+def test_a_new_config_field_at_its_default_keeps_cells_finished(tmp_path):
+    from dataclasses import asdict
+
+    from gradcode.runtime.config import RunConfig
+
+    rc = RunConfig(rounds=3)
+    (tmp_path / "summary.json").write_text("{}")
+    old = json.loads(json.dumps(asdict(rc), default=str))
+    old.pop("time_scale")  # written before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert harness.is_finished(rc, tmp_path)
+    assert not harness.is_finished(RunConfig(rounds=3, time_scale=0.5), tmp_path)
+    assert not harness.is_finished(RunConfig(rounds=4), tmp_path)

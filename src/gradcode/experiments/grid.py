@@ -1,0 +1,463 @@
+"""Experiment grids: the TOML schema, its validation and the cells it expands to.
+
+Running the cells and gathering results is :mod:`gradcode.experiments.harness`.
+
+An experiment is a grid of schemes x straggler models x seeds x
+dataset/model pairs x ``s`` values x partitionings, with shared settings
+(workers, rounds, optimizer, ...).  Every cell becomes one
+:class:`~gradcode.runtime.config.RunConfig` and one :func:`~gradcode.runtime.run.run`
+into ``OUT/runs/<cell-id>/``.
+
+TOML schema (all shared keys at the top, before any table)::
+
+    name = "pgc_study"          # optional, default: the file's stem
+    workers = 24                # n
+    rounds = 60
+    lr = 0.5
+    optimizer = "sgd"           # or "adam"
+    momentum = 0.0
+    eval_every = 5
+    deadline = 30.0             # optional
+    backend = "local"           # or "ray"
+    on_undecodable = "fallback" # or "stop"
+    jobs = 2                    # cells run in parallel (processes)
+
+    [stragglers.shifted_exp]    # named straggler models, each a DelaySpec
+    base = "shifted-exp:a=1,mu=1"
+    [stragglers.persistent]
+    base = "shifted-exp:a=1,mu=1"
+    persistent = "k=2,kappa=5"
+
+    [grid]                      # the axes (every key required except stragglers)
+    schemes = ["dgd", "frc", "pgc"]
+    stragglers = ["shifted_exp", "persistent"]   # default: every named model
+    seeds = [0, 1, 2]
+    tasks = ["breast_cancer/logreg", {dataset = "digits", model = "mlp", lr = 0.1}]
+    s = [1, 2, 3]
+    partitionings = ["iid", "label_sorted"]
+
+    [[grids]]                   # optional extra sub-grids: each overrides some
+    tasks = ["wine/logreg"]     # axes of [grid]; the experiment is the union
+    s = [3]                     # of [grid] (unless skip_base = true) and these
+
+    [report]                    # optional, read by gradcode.experiments.report
+    metric = "train_loss"       # the metric for time-to-target
+    target_at = 1.0             # target = the metric DGD reaches at this fraction of its rounds
+    target = 0.1                # or an absolute target (overrides target_at)
+
+Validation is up front: every mistake (unknown key, scheme, dataset, model,
+partitioning or straggler name, a bad straggler spec, bad numbers) raises one
+:class:`ValueError` naming it.  A (scheme, s) pair that the scheme cannot be
+built for at ``n = workers`` (e.g. FRC when ``s + 1`` does not divide ``n``,
+cyclic MDS when ``n + s`` is even) is *skipped with a note*, not an error: the
+grid is a product and such holes are expected.  The notes are in
+:meth:`ExperimentConfig.skipped`, ``OUT/skipped.csv`` and the CLI output.
+
+Same schedule for every scheme: the straggler schedule of a run is drawn by
+:class:`~gradcode.runtime.cluster.Schedule` from ``(delay model, seed, rounds,
+workers)`` only, with draws that do not depend on the load, so all schemes of
+one (straggler model, seed) cell see the same times (scaled by their load).
+``results.csv`` carries a ``schedule_digest`` column (hash of the unit-load
+schedule) that makes this checkable.
+
+Resumable: a cell whose ``summary.json`` exists (and whose ``config.json`` matches
+the cell's current :class:`RunConfig`; otherwise it is run again) is skipped.  A failing cell
+writes ``error.txt`` (traceback) in its run directory and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime.config import DelaySpec, RunConfig
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[no-redef]
+
+SHARED_KEYS = {
+    "name": str,
+    "workers": int,
+    "rounds": int,
+    "lr": float,
+    "optimizer": str,
+    "momentum": float,
+    "weight_decay": float,
+    "eval_every": int,
+    "deadline": float,
+    "backend": str,
+    "on_undecodable": str,
+    "jobs": int,
+    "data_dir": str,
+}
+TABLES = ("stragglers", "grid", "grids", "report")
+GRID_KEYS = ("schemes", "stragglers", "seeds", "tasks", "s", "partitionings")
+REPORT_KEYS = ("metric", "target_at", "target")
+DELAY_KEYS = ("base", "persistent", "bursty", "crash")
+
+#: Cell columns, in the order they appear in ``results.csv`` / ``rounds.csv``.
+CELL_COLUMNS = ("cell_id", "group", "scheme", "straggler", "seed", "dataset", "model", "s",
+                "partitioning")  # fmt: skip
+SUMMARY_COLUMNS = (
+    "rounds",
+    "wall_clock",
+    "time_per_round",
+    "train_loss",
+    "test_loss",
+    "test_accuracy",
+    "exact_fraction",
+    "mean_staleness",
+    "fallback_rounds",
+)
+ROUND_COLUMNS = (
+    "round",
+    "time",
+    "duration",
+    "n_arrived",
+    "n_late",
+    "decoder",
+    "exact",
+    "covered",
+    "residual",
+    "staleness_max",
+    "staleness_mean",
+    "n_notes",
+    "train_loss",
+    "test_loss",
+    "test_accuracy",
+)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A dataset/model pair, optionally with its own learning rate."""
+
+    dataset: str
+    model: str
+    lr: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.model}"
+
+
+@dataclass(frozen=True)
+class Grid:
+    schemes: tuple[str, ...]
+    stragglers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    tasks: tuple[TaskSpec, ...]
+    s: tuple[int, ...]
+    partitionings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid = one training run."""
+
+    scheme: str
+    straggler: str
+    seed: int
+    dataset: str
+    model: str
+    s: int
+    partitioning: str
+
+    @property
+    def group(self) -> str:
+        """The comparison group: everything but scheme and seed."""
+        return f"{self.dataset}-{self.model}_{self.partitioning}_{self.straggler}_s{self.s}"
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.group}_{self.scheme}_seed{self.seed}"
+
+    def row(self) -> dict:
+        return {"cell_id": self.cell_id, "group": self.group, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated experiment: shared settings, named straggler models, grids."""
+
+    name: str
+    grids: tuple[Grid, ...]
+    stragglers: tuple[tuple[str, DelaySpec], ...]
+    workers: int = 24
+    rounds: int = 60
+    lr: float = 0.5
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    eval_every: int = 5
+    deadline: float | None = None
+    backend: str = "local"
+    on_undecodable: str = "fallback"
+    jobs: int = 1
+    data_dir: str | None = None
+    report: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def delay_specs(self) -> dict[str, DelaySpec]:
+        return dict(self.stragglers)
+
+    @cached_property
+    def _cell_tasks(self) -> dict[Cell, TaskSpec]:
+        seen: dict[Cell, TaskSpec] = {}
+        for g in self.grids:
+            for task, part, strag, s, seed, scheme in itertools.product(
+                g.tasks, g.partitionings, g.stragglers, g.s, g.seeds, g.schemes
+            ):
+                cell = Cell(scheme, strag, seed, task.dataset, task.model, s, part)
+                seen.setdefault(cell, task)
+        return seen
+
+    @cached_property
+    def _invalid(self) -> dict[tuple[str, int], str]:
+        return _invalid_pairs(self)
+
+    def cells(self) -> list[Cell]:
+        """The cells that will run (invalid (scheme, s) pairs left out)."""
+        bad = self._invalid
+        return [c for c in self._cell_tasks if (c.scheme, c.s) not in bad]
+
+    def skipped(self) -> list[tuple[Cell, str]]:
+        """Cells left out, with the reason (the scheme cannot be built)."""
+        bad = self._invalid
+        return [(c, bad[c.scheme, c.s]) for c in self._cell_tasks if (c.scheme, c.s) in bad]
+
+    def run_config(self, cell: Cell) -> RunConfig:
+        task = self._cell_tasks[cell]
+        return RunConfig(
+            scheme=cell.scheme,
+            workers=self.workers,
+            stragglers=cell.s,
+            dataset=cell.dataset,
+            model=cell.model,
+            partitioning=cell.partitioning,
+            delay=self.delay_specs[cell.straggler],
+            rounds=self.rounds,
+            optimizer=self.optimizer,
+            lr=task.lr if task.lr is not None else self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            deadline=self.deadline,
+            seed=cell.seed,
+            backend=self.backend,
+            eval_every=self.eval_every,
+            on_undecodable=self.on_undecodable,
+            data_dir=self.data_dir,
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stragglers"] = {k: asdict(v) for k, v in self.stragglers}
+        d["report"] = dict(self.report)
+        return d
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    """Parse and validate an experiment TOML file (see the module docstring)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"experiment file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    return parse_experiment(raw, default_name=path.stem)
+
+
+def parse_experiment(raw: dict, default_name: str = "experiment") -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from an already-parsed TOML mapping."""
+    unknown = sorted(set(raw) - set(SHARED_KEYS) - set(TABLES))
+    if unknown:
+        raise ValueError(
+            f"unknown key(s) {unknown}; shared settings are {sorted(SHARED_KEYS)}, "
+            f"tables are {list(TABLES)}"
+        )
+    shared = {}
+    for key, typ in SHARED_KEYS.items():
+        if key in raw:
+            shared[key] = _typed(raw[key], typ, key)
+    shared.setdefault("name", default_name)
+
+    strag_raw = raw.get("stragglers")
+    if not isinstance(strag_raw, dict) or not strag_raw:
+        raise ValueError("define at least one straggler model: [stragglers.NAME] base = '...'")
+    stragglers = []
+    for name, spec in strag_raw.items():
+        if not isinstance(spec, dict):
+            raise ValueError(f"[stragglers.{name}] must be a table with base = '...'")
+        bad = sorted(set(spec) - set(DELAY_KEYS))
+        if bad:
+            raise ValueError(f"[stragglers.{name}]: unknown key(s) {bad}; allowed {DELAY_KEYS}")
+        if "base" not in spec:
+            raise ValueError(f"[stragglers.{name}]: missing base = '...'")
+        ds = DelaySpec(**{k: str(v) for k, v in spec.items()})
+        try:
+            ds.build()
+        except (ValueError, TypeError, OSError) as exc:
+            raise ValueError(f"[stragglers.{name}]: {exc}") from None
+        stragglers.append((str(name), ds))
+
+    base = raw.get("grid")
+    if not isinstance(base, dict):
+        raise ValueError("missing [grid] table with the axes " + ", ".join(GRID_KEYS))
+    base = dict(base)
+    skip_base = bool(base.pop("skip_base", False))
+    base.setdefault("stragglers", [n for n, _ in stragglers])
+    grids = [] if skip_base else [_grid(base, "[grid]")]
+    extra = raw.get("grids", [])
+    if not isinstance(extra, list):
+        raise ValueError("grids must be an array of tables: [[grids]]")
+    for i, over in enumerate(extra):
+        bad = sorted(set(over) - set(GRID_KEYS))
+        if bad:
+            raise ValueError(f"[[grids]] #{i + 1}: unknown key(s) {bad}; allowed {GRID_KEYS}")
+        grids.append(_grid({**base, **over}, f"[[grids]] #{i + 1}"))
+    if not grids:
+        raise ValueError("no grid: [grid] has skip_base = true and there are no [[grids]]")
+
+    report = raw.get("report", {})
+    bad = sorted(set(report) - set(REPORT_KEYS))
+    if bad:
+        raise ValueError(f"[report]: unknown key(s) {bad}; allowed {REPORT_KEYS}")
+    return ExperimentConfig(
+        grids=tuple(grids),
+        stragglers=tuple(stragglers),
+        report=tuple(sorted(report.items())),
+        **shared,
+    )
+
+
+def _typed(value, typ, key: str):
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise ValueError(f"{key} must be {typ.__name__}, got {value!r}")
+    return value
+
+
+def _grid(d: dict, where: str) -> Grid:
+    bad = sorted(set(d) - set(GRID_KEYS))
+    if bad:
+        raise ValueError(f"{where}: unknown key(s) {bad}; allowed {GRID_KEYS}")
+    missing = [k for k in GRID_KEYS if k not in d]
+    if missing:
+        raise ValueError(f"{where}: missing axis/axes {missing}")
+    axes = {}
+    for key in GRID_KEYS:
+        v = d[key]
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"{where}: {key} must be a non-empty list, got {v!r}")
+        axes[key] = v
+    for key in ("seeds", "s"):
+        for v in axes[key]:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{where}: {key} must be integers, got {v!r}")
+    return Grid(
+        schemes=tuple(str(x) for x in axes["schemes"]),
+        stragglers=tuple(str(x) for x in axes["stragglers"]),
+        seeds=tuple(axes["seeds"]),
+        tasks=tuple(_task(t, where) for t in axes["tasks"]),
+        s=tuple(axes["s"]),
+        partitionings=tuple(str(x).replace("-", "_") for x in axes["partitionings"]),
+    )
+
+
+def _task(t, where: str) -> TaskSpec:
+    if isinstance(t, str):
+        if t.count("/") != 1:
+            raise ValueError(f"{where}: task must be 'dataset/model', got {t!r}")
+        ds, model = t.split("/")
+        return TaskSpec(ds.strip(), model.strip())
+    if isinstance(t, dict):
+        bad = sorted(set(t) - {"dataset", "model", "lr"})
+        if bad or "dataset" not in t or "model" not in t:
+            raise ValueError(
+                f"{where}: task table needs dataset and model (and optional lr), got {t!r}"
+            )
+        lr = t.get("lr")
+        return TaskSpec(str(t["dataset"]), str(t["model"]), None if lr is None else float(lr))
+    raise ValueError(f"{where}: task must be 'dataset/model' or a table, got {t!r}")
+
+
+def _validate(cfg: ExperimentConfig) -> None:
+    from ..codes import REGISTRY
+    from ..data import PARTITIONINGS, available_datasets
+    from ..models import available_models
+
+    if cfg.workers < 1:
+        raise ValueError(f"workers must be >= 1, got {cfg.workers}")
+    if cfg.rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {cfg.rounds}")
+    if not cfg.lr > 0:
+        raise ValueError(f"lr must be positive, got {cfg.lr}")
+    if cfg.optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
+    if cfg.backend not in ("local", "ray"):
+        raise ValueError(f"backend must be 'local' or 'ray', got {cfg.backend!r}")
+    if cfg.on_undecodable not in ("fallback", "stop"):
+        raise ValueError(f"on_undecodable must be 'fallback' or 'stop', got {cfg.on_undecodable!r}")
+    if cfg.eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {cfg.eval_every}")
+    if cfg.jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {cfg.jobs}")
+    if cfg.deadline is not None and not cfg.deadline > 0:
+        raise ValueError(f"deadline must be positive, got {cfg.deadline}")
+    names = {n for n, _ in cfg.stragglers}
+    datasets, models = available_datasets(), available_models()
+    for g in cfg.grids:
+        for sch in g.schemes:
+            if sch not in REGISTRY:
+                raise ValueError(f"unknown scheme {sch!r}; known schemes: {', '.join(REGISTRY)}")
+        for st in g.stragglers:
+            if st not in names:
+                raise ValueError(f"unknown straggler model {st!r}; defined: {sorted(names)}")
+        for t in g.tasks:
+            if t.dataset not in datasets:
+                raise ValueError(f"unknown dataset {t.dataset!r}; choose from {datasets}")
+            if t.model not in models:
+                raise ValueError(f"unknown model {t.model!r}; choose from {models}")
+            if t.lr is not None and not t.lr > 0:
+                raise ValueError(f"task {t.label}: lr must be positive, got {t.lr}")
+        for p in g.partitionings:
+            if p not in PARTITIONINGS:
+                raise ValueError(f"unknown partitioning {p!r}; choose from {list(PARTITIONINGS)}")
+        for s in g.s:
+            if not 0 <= s < cfg.workers:
+                raise ValueError(f"s must be in 0..{cfg.workers - 1} (workers - 1), got {s}")
+    rep = dict(cfg.report)
+    if "target_at" in rep and not (
+        isinstance(rep["target_at"], int | float) and 0 < rep["target_at"] <= 1
+    ):
+        raise ValueError(f"[report] target_at must be in (0, 1], got {rep['target_at']!r}")
+    if "metric" in rep and rep["metric"] not in ("train_loss", "test_loss"):
+        raise ValueError(f"[report] metric must be train_loss or test_loss, got {rep['metric']!r}")
+
+
+def _invalid_pairs(cfg: ExperimentConfig) -> dict[tuple[str, int], str]:
+    """(scheme, s) pairs the scheme cannot be built for at n = workers, with the reason."""
+    from ..codes import make_scheme
+
+    out = {}
+    pairs = {(sch, s) for g in cfg.grids for sch in g.schemes for s in g.s}
+    for sch, s in sorted(pairs):
+        try:
+            make_scheme(sch, cfg.workers, 0 if sch == "dgd" else s, rng=np.random.default_rng(0))
+        except ValueError as exc:
+            out[sch, s] = str(exc)
+    return out
