@@ -188,3 +188,11 @@ def test_codes_show_sequential_and_partial(capsys):
     assert code == 0 and "s'=2" in out and "plain GC for lambda=3 stragglers: 4" in out
     code, out, _ = run(capsys, "codes", "show", "partial", "-n", "6", "-s", "2")
     assert code == 0 and "Qmax 13 (lower bound 13)" in out
+
+
+@pytest.mark.parametrize("scheme", ["sr_sgc", "partial"])
+def test_local_only_schemes_refuse_ray_in_one_line(capsys, tmp_path, scheme):
+    code, _, err = run(
+        capsys, "train", "--scheme", scheme, "--backend", "ray", "--out", str(tmp_path), "-s", "2"
+    )
+    assert code == 2 and "local backend only" in err and len(err.strip().splitlines()) == 1

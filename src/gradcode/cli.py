@@ -310,7 +310,7 @@ def train_cmd(
     """Train a model with a straggler-resilient scheme (one JSON line per round)."""
     from .runtime.config import DelaySpec, RunConfig
     from .runtime.loop import TrainingStopped
-    from .runtime.run import run
+    from .runtime.run import build_scheme, run
 
     with user_errors():
         cfg = RunConfig(
@@ -338,6 +338,7 @@ def train_cmd(
             scheme_options=_scheme_options(scheme_opt),
         )
         cfg.delay.build()  # validate before starting anything
+        build_scheme(cfg)
         try:
             with _progress(rounds, quiet) as advance:
                 result = run(cfg, out_dir, resume=resume, progress=advance)

@@ -25,13 +25,21 @@ from .loop import JsonLinesLog, LoopConfig, OptimizerConfig, TrainResult, train
 
 
 def build_scheme(cfg: RunConfig):
-    return make_scheme(
+    """The scheme of ``cfg``; a :class:`ValueError` if it cannot run on ``cfg.backend``."""
+    scheme = make_scheme(
         cfg.scheme,
         cfg.workers,
         cfg.effective_s,
         rng=np.random.default_rng(cfg.seed),
         **dict(cfg.scheme_options),
     )
+    local_only = getattr(scheme, "sequential", False) or getattr(scheme, "chunked", False)
+    if cfg.backend == "ray" and local_only:
+        raise ValueError(
+            f"{cfg.scheme} runs on the local backend only (its multi-job or streamed-chunk "
+            "rounds are not wired into the Ray backend yet)"
+        )
+    return scheme
 
 
 def build_task(cfg: RunConfig, num_partitions: int):
@@ -52,10 +60,6 @@ def build_cluster(cfg: RunConfig, scheme, task):
     schedule = Schedule(cfg.delay.build(), cfg.seed, cfg.rounds, cfg.workers)
     if cfg.backend == "local":
         return LocalCluster(scheme, task, schedule, deadline=cfg.deadline)
-    if getattr(scheme, "sequential", False):
-        raise ValueError(
-            f"{cfg.scheme} runs on the local backend only (multi-job rounds are not wired into Ray)"
-        )
     from .ray_cluster import RayCluster
 
     return RayCluster(scheme, cfg, schedule, deadline=cfg.deadline)
