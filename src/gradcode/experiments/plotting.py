@@ -21,6 +21,9 @@ SCHEME_STYLE = {
     "is_latefold": dict(color="tab:brown", marker=".", label="is_latefold", linestyle=":"),
     "erasurehead": dict(color="tab:cyan", marker="<", label="ErasureHead"),
     "sgc": dict(color="tab:olive", marker=">", label="SGC"),
+    "partial": dict(color="darkblue", marker="p", label="partial-straggler GC", linestyle="-."),
+    "sr_sgc": dict(color="goldenrod", marker="h", label="SR-SGC", linestyle="-."),
+    "lstsq": dict(color="teal", marker="1", label="lstsq"),
 }
 
 

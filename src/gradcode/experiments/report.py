@@ -9,7 +9,7 @@
   rounds (mean over seeds, std band; the x position on the time axis is the
   mean time at that round), time per iteration, time to target and final
   accuracy (bars: mean, error bar: std over seeds), and a histogram of the
-  per-round maximum staleness of the pgc-family schemes;
+  per-round maximum staleness of the schemes with stale gradients (pgc family, SR-SGC);
 * ``headline.png`` -- time-to-target ratio vs DGD per scheme over all groups;
 * ``headline.csv`` / ``headline.md`` -- the headline table;
 * ``report.html`` -- everything above, images embedded as base64.
@@ -38,7 +38,7 @@ import numpy as np
 from .harness import read_csv
 from .plotting import plt, save, style
 
-PGC_FAMILY = ("pgc", "pgc_reference", "pgc_memory", "is_latefold")
+PGC_FAMILY = ("pgc", "pgc_reference", "pgc_memory", "is_latefold", "sr_sgc")  # stale gradients
 BASELINE = "dgd"
 
 
@@ -240,9 +240,9 @@ def _bars(ax, schemes, runs, key, title):
 
 def _staleness(ax, schemes, rows, curves):
     fam = [s for s in schemes if s in PGC_FAMILY]
-    ax.set_title("max staleness per round (pgc family)", fontsize=9)
+    ax.set_title("max staleness per round (stale schemes)", fontsize=9)
     if not fam:
-        ax.text(0.5, 0.5, "no pgc-family scheme", ha="center", va="center")
+        ax.text(0.5, 0.5, "no scheme with stale gradients", ha="center", va="center")
         return
     vals = {s: np.concatenate([curves[r["cell_id"]]["staleness_max"] for r in rows
                                if r["scheme"] == s]) for s in fam}  # fmt: skip
