@@ -184,3 +184,42 @@ def test_bad_options(kw, msg):
 def test_frc_placement_needs_divisibility():
     with pytest.raises(ValueError, match="divide"):
         PGC(7, 2)
+
+
+@pytest.mark.parametrize("scheme", [PGC(8, 1, placement="cr"), ISLateFold(8, 1)])
+def test_decode_batch_matches_the_master_on_fresh_messages(scheme):
+    """The simulator hook (one solve per distinct pattern, or a closed form) reports the
+    residual of the master's own partition weights when only on-time messages exist."""
+    rng = np.random.default_rng(3)
+    used = rng.random((40, scheme.n)) < 0.7
+    used[0] = False
+    used[1] = used[2]  # repeated pattern
+    _, res = scheme.decode_batch(used)
+    for row, r in zip(used, res, strict=True):
+        K = np.flatnonzero(row)
+        if isinstance(scheme, ISLateFold):  # the master itself, round 0, fresh messages
+            msgs = [scheme.worker_message(None, int(w), 0, {int(w): np.ones(D)})[1] for w in K]
+            _, upd = scheme.master_update(scheme.init_master(), 0, msgs)
+            expect = upd.residual if K.size else np.sqrt(scheme.k)
+        else:
+            a = nnls(scheme.B[K].T, np.ones(scheme.k)) if K.size else np.zeros(0)
+            expect = np.linalg.norm(a @ scheme.B[K] - 1.0) if K.size else np.sqrt(scheme.k)
+        assert r == pytest.approx(expect, abs=1e-12)
+
+
+@pytest.mark.parametrize("n,s", [(6, 2), (8, 1), (24, 3)])
+def test_reference_decode_batch_matches_the_uniform_decoder(n, s):
+    """Closed form vs the partition weights of the uniform decoder; exact where it tiles."""
+    sch = PGCReference(n, s)
+    rng = np.random.default_rng(n)
+    used = rng.random((200, n)) < 0.8
+    used[0] = True
+    exact, res = sch.decode_batch(used)
+    ref = np.linalg.norm(used.astype(float) @ sch.B * (n / ((n - s) * (s + 1))) - 1, axis=1)
+    np.testing.assert_allclose(res, ref, atol=1e-9)
+    np.testing.assert_array_equal(exact, ref <= 1e-9)
+    if (n, s) == (6, 2):  # workers {0, 1, 3, 4} hold every partition twice; c = 1/2: exact
+        ok, r = sch.decode_batch(np.array([[True, True, False, True, True, False]]))
+        assert ok[0] and r[0] == 0.0
+        ok, _ = sch.decode_batch(np.array([[True, True, True, True, False, False]]))
+        assert not ok[0]

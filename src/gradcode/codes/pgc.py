@@ -283,11 +283,13 @@ class PGC:
             scale = np.divide(cov.shape[1], n_cov, out=np.zeros(len(used)), where=n_cov > 0)
             res = np.sqrt(self.r * (n_cov * (scale - 1.0) ** 2 + (cov.shape[1] - n_cov)))
             return res <= 1e-9, res
-        out = np.empty(len(used))
-        for i, row in enumerate(used):
+        patterns, inverse = np.unique(used, axis=0, return_inverse=True)
+        per = np.empty(len(patterns))  # one NNLS per distinct arrival pattern
+        for i, row in enumerate(patterns):
             K = np.flatnonzero(row)
             a = nnls(self.B[K].T, np.ones(self.k)) if K.size else np.zeros(0)
-            out[i] = np.linalg.norm(a @ self.B[K] - 1.0) if K.size else np.sqrt(self.k)
+            per[i] = np.linalg.norm(a @ self.B[K] - 1.0) if K.size else np.sqrt(self.k)
+        out = per[inverse.ravel()]
         return out <= 1e-9, out
 
     def __repr__(self) -> str:
@@ -311,8 +313,17 @@ class PGCReference(PGC):
         return state, self._update(t, fresh, [c] * len(fresh), total, "uniform", [])
 
     def decode_batch(self, used):
-        used = np.asarray(used, dtype=float)
-        res = np.linalg.norm(used @ self.B * (self.n / ((self.n - self.s) * self.r)) - 1, axis=1)
+        used = np.asarray(used, dtype=bool).view(np.uint8)
+        counts = used.copy()  # partition j is held by workers j-s .. j (mod n)
+        for o in range(1, self.r):
+            counts += np.roll(used, o, axis=1)
+        c = self.n / ((self.n - self.s) * self.r)
+        # ||c counts - 1||^2 = c^2 sum(counts^2) - 2 c r |used| + k   (sum(counts) = r |used|)
+        sq = np.einsum("ij,ij->i", counts, counts, dtype=np.int64)
+        total = self.r * used.sum(axis=1, dtype=np.int64)
+        sq_res = c * c * sq - 2.0 * c * total + self.k
+        # Integer counts: a non-zero squared residual is >= (c / n)^2, far above rounding.
+        res = np.sqrt(np.where(sq_res < 1e-12 * self.k, 0.0, sq_res))
         return res <= 1e-9, res
 
 
@@ -360,3 +371,11 @@ class ISLateFold(PGCMemory):
 
     def rotation(self, worker, t):
         return (worker,)
+
+    def decode_batch(self, used):
+        """On-time only: the arrived partitions, rescaled by ``n / arrivals``."""
+        used = np.asarray(used, dtype=bool)
+        n_cov = used.sum(axis=1)
+        scale = np.divide(self.n, n_cov, out=np.zeros(len(used)), where=n_cov > 0)
+        res = np.sqrt(n_cov * (scale - 1.0) ** 2 + (self.n - n_cov))
+        return res <= 1e-9, res
