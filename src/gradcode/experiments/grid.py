@@ -53,16 +53,7 @@ cyclic MDS when ``n + s`` is even) is *skipped with a note*, not an error: the
 grid is a product and such holes are expected.  The notes are in
 :meth:`ExperimentConfig.skipped`, ``OUT/skipped.csv`` and the CLI output.
 
-Same schedule for every scheme: the straggler schedule of a run is drawn by
-:class:`~gradcode.runtime.cluster.Schedule` from ``(delay model, seed, rounds,
-workers)`` only, with draws that do not depend on the load, so all schemes of
-one (straggler model, seed) cell see the same times (scaled by their load).
-``results.csv`` carries a ``schedule_digest`` column (hash of the unit-load
-schedule) that makes this checkable.
-
-Resumable: a cell whose ``summary.json`` exists (and whose ``config.json`` matches
-the cell's current :class:`RunConfig`; otherwise it is run again) is skipped.  A failing cell
-writes ``error.txt`` (traceback) in its run directory and the grid goes on.
+Shared schedules and resuming are described in :mod:`gradcode.experiments.harness`.
 """
 
 from __future__ import annotations
