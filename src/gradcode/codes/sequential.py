@@ -247,34 +247,25 @@ class SRSGC:
         pending = len(plan.received) - 1
         if got is None:
             why = "pipeline filling" if job < 0 else f"job {job} unavailable"
-            upd = Update(
-                None,
-                (),
-                False,
-                False,
-                math.sqrt(self.k),
-                0,
-                0.0,
-                self.name,
-                np.zeros(self.k),
-                tuple(notes + [why]),
-                {"deferred_jobs": pending},
-            )
+            grad, used, stats, fallbacks = None, (), {}, (*notes, why)
+            weights, residual, age = np.zeros(self.k), math.sqrt(self.k), 0
         else:
             grad, used, stats, waited = got
-            upd = Update(
-                grad,
-                used,
-                False,
-                True,
-                0.0,
-                self.delay,
-                float(self.delay),
-                self.name,
-                np.ones(self.k),
-                tuple(notes),
-                {**stats, "job": job, "decode_wait": waited, "deferred_jobs": pending},
-            )
+            stats = {**stats, "job": job, "decode_wait": waited}
+            fallbacks, weights, residual, age = tuple(notes), np.ones(self.k), 0.0, self.delay
+        upd = Update(
+            gradient=grad,
+            used=used,
+            exact=False,  # exact gradient, but of w_{t-B}: staleness B
+            covered=grad is not None,
+            residual=residual,
+            staleness_max=age,
+            staleness_mean=float(age),
+            decoder=self.name,
+            partition_weights=weights,
+            fallbacks=fallbacks,
+            stats={**stats, "deferred_jobs": pending},
+        )
         return replace(state, plan=plan, vectors=vectors, ready=ready), upd
 
     # ---------------------------------------------------------------- simulation
