@@ -117,12 +117,16 @@ def test_simulator_no_stragglers_and_crashes():
     res = simulate(sch, np.ones((5, 6)))
     np.testing.assert_array_equal(res.times, np.ones(5))
     assert res.exact.all() and res.used.all()
-    # Workers 4 and 5 always slowest (outside the model): a round ends at the 4th arrival
-    # unless it owes a reattempt, then it waits for it (golden, traced by hand).
-    T = np.tile(np.arange(1.0, 7.0), (5, 1))  # worker i takes i + 1
+    # Worker i takes i + 1: the (n - lambda)-th arrival is at 4, patience 1.5 would wait
+    # until 6, but job t is decodable at the (n - s')-th = 5th arrival: every round ends at 5.
+    T = np.tile(np.arange(1.0, 7.0), (5, 1))
     res = simulate(sch, T)
-    np.testing.assert_array_equal(res.times, [4.0, 5.0, 6.0, 4.0, 5.0])
+    np.testing.assert_array_equal(res.times, np.full(5, 5.0))
     assert res.exact.all()
+    # Patience 1: stop at the 4th arrival; job t misses 2 > s' = 1, so worker 4 recomputes it
+    # next round (time 5) while job t+1 misses workers 4 and 5 again (golden, traced by hand).
+    res = simulate(SRSGC(6, 2, B=1, W=2, patience=1.0), T)
+    np.testing.assert_array_equal(res.times, [4.0, 5.0, 6.0, 4.0, 5.0])
     T = T.copy()
     T[2:, [4, 5]] = np.inf  # two crash: the reattempts they owe never come
     res = simulate(sch, T)
@@ -134,6 +138,7 @@ def test_simulator_no_stragglers_and_crashes():
     [
         ({"B": 2, "W": 2}, "must exceed the burst length"),
         ({"B": 0}, "B must be >= 1"),
+        ({"patience": 0.5}, "patience must be >= 1"),
     ],
 )
 def test_bad_parameters(kw, needle):
@@ -147,3 +152,17 @@ def test_message_carries_its_job():
     sch = SRSGC(4, 2)
     _, m = sch.worker_message(None, 1, 7, {p: np.ones(2) for p in sch.placement[1]})
     assert isinstance(m, Message) and m.round == 7 and m.computed == (7, 7)
+
+
+def test_under_bursty_stragglers_sr_sgc_rounds_beat_gc():
+    """The paper's regime: a (B, W, lambda) pattern of 10x-slow bursts.  SR-SGC's smaller
+    load (s' + 1 = 3 vs lambda + 1 = 5) makes its rounds shorter than CRC's, all exact."""
+    n, lam, B, W, rounds = 24, 4, 1, 3, 300
+    rng = np.random.default_rng(0)
+    S = random_pattern(rng, rounds, n, B, W, lam, p=0.05)
+    unit = (1 + rng.exponential(0.1, (rounds, n))) * np.where(S, 10.0, 1.0)
+    sr = SRSGC(n, lam, B=B, W=W)
+    crc = make_code("crc", n, lam, rng=np.random.default_rng(0))
+    a, b = simulate(sr, unit * sr.load), simulate(crc, unit * crc.load)
+    assert a.exact.all() and b.exact.all()
+    assert a.times.mean() < 0.8 * b.times.mean()

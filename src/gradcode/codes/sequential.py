@@ -31,8 +31,10 @@ In training the update of round ``t`` is the exact gradient of job ``t - T``,
 i.e. SGD with a fixed delay ``T = B`` (the first ``T`` rounds take no step).
 
 Master policy used by the simulator and the local backend (our choice; the
-paper's model has no clock): round ``t`` ends once ``n - lambda`` workers have
-answered *and* every worker reattempting job ``t - B`` has answered.  Under
+paper's model has no clock): round ``t`` ends once every worker reattempting
+job ``t - B`` has answered and either job ``t`` is decodable (``n - s'`` of its
+results) or every worker within ``patience`` (default 1.5) x the time of the
+``(n - lambda)``-th arrival has answered; later ones are this round's stragglers.  Under
 patterns outside the model a reattempt may be slow: the round then waits for
 it, so every job is still delivered exactly ``T`` rounds late; a reattempter
 that crashed makes its job undecodable, which is reported, never a hang.
@@ -131,6 +133,7 @@ class SRSGC:
         B: int = 1,
         W: int | None = None,
         code: str = "auto",
+        patience: float = 1.5,
         rng: np.random.Generator | None = None,
     ) -> None:
         from . import is_real_valued, make_code
@@ -142,7 +145,10 @@ class SRSGC:
             raise ValueError(f"sr_sgc: window W must exceed the burst length B={B}, got W={W}")
         if not 1 <= s < n:
             raise ValueError(f"sr_sgc: need 1 <= s (lambda) < n, got s={s}, n={n}")
+        if not patience >= 1:
+            raise ValueError(f"sr_sgc: patience must be >= 1, got {patience}")
         self.n, self.s, self.B, self.W = n, s, int(B), W
+        self.patience = float(patience)
         self.s_code = math.ceil(B * s / (W - 1 + B))
         self.delay = self.B  # T
         if code == "auto":
@@ -176,15 +182,27 @@ class SRSGC:
         return out
 
     def stop(self, plan: Plan, t: int, times: np.ndarray) -> tuple[float, bool]:
-        """When round ``t`` ends given finishing times, and whether job ``t - B`` completes."""
+        """When round ``t`` ends given finishing times, and whether job ``t - B`` completes.
+
+        The round ends once every owed reattempt has arrived and either job ``t``
+        is decodable or every worker not slower than ``patience`` x the
+        ``(n - lambda)``-th arrival has answered (the others count as stragglers).
+        """
         times = np.asarray(times, dtype=float)
         finite = np.sort(times[np.isfinite(times)])
         if finite.size == 0:
             return 0.0, not self.busy(plan, t)
+        busy = list(self.busy(plan, t))
         quorum = finite[min(self.n - self.s, finite.size) - 1]
-        owed = times[list(self.busy(plan, t))]
+        on_time = finite[finite <= self.patience * quorum]
+        end = on_time[-1]
+        fresh = np.sort(np.delete(times, busy))
+        need = self.n - self.s_code  # job t's results for an immediate decode
+        if need <= fresh.size and np.isfinite(fresh[need - 1]):
+            end = min(end, fresh[need - 1])
+        owed = times[busy]
         if np.all(np.isfinite(owed)):
-            return float(max(quorum, owed.max(initial=0.0))), True
+            return float(max(end, owed.max(initial=0.0))), True
         return float(finite[-1]), False
 
     def advance(self, plan: Plan, t: int, arrived: Mapping[int, set]) -> Plan:
