@@ -278,11 +278,7 @@ class PGC:
         """``(covered, residual)`` per round, without caches or staleness (on-time only)."""
         used = np.asarray(used, dtype=bool)
         if self.placement_kind == "frc":
-            cov = used.reshape(len(used), -1, self.r).any(axis=2)
-            n_cov = cov.sum(axis=1)
-            scale = np.divide(cov.shape[1], n_cov, out=np.zeros(len(used)), where=n_cov > 0)
-            res = np.sqrt(self.r * (n_cov * (scale - 1.0) ** 2 + (cov.shape[1] - n_cov)))
-            return res <= 1e-9, res
+            return _rescaled_coverage(used.reshape(len(used), -1, self.r).any(axis=2), self.r)
         patterns, inverse = np.unique(used, axis=0, return_inverse=True)
         per = np.empty(len(patterns))  # one NNLS per distinct arrival pattern
         for i, row in enumerate(patterns):
@@ -294,6 +290,15 @@ class PGC:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, s={self.s}, placement={self.placement_kind!r})"
+
+
+def _rescaled_coverage(cov: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(exact, residual)`` when the covered blocks of ``size`` partitions each enter with
+    weight ``blocks / covered`` and the others with 0 (``cov``: rounds x blocks, bool)."""
+    n_cov = cov.sum(axis=1)
+    scale = np.divide(cov.shape[1], n_cov, out=np.zeros(len(cov)), where=n_cov > 0)
+    res = np.sqrt(size * (n_cov * (scale - 1.0) ** 2 + (cov.shape[1] - n_cov)))
+    return res <= 1e-9, res
 
 
 class PGCReference(PGC):
@@ -374,8 +379,4 @@ class ISLateFold(PGCMemory):
 
     def decode_batch(self, used):
         """On-time only: the arrived partitions, rescaled by ``n / arrivals``."""
-        used = np.asarray(used, dtype=bool)
-        n_cov = used.sum(axis=1)
-        scale = np.divide(self.n, n_cov, out=np.zeros(len(used)), where=n_cov > 0)
-        res = np.sqrt(n_cov * (scale - 1.0) ** 2 + (self.n - n_cov))
-        return res <= 1e-9, res
+        return _rescaled_coverage(np.asarray(used, dtype=bool), 1)

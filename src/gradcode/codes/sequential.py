@@ -181,6 +181,14 @@ class SRSGC:
         out[list(self.busy(plan, t))] = t - self.B
         return out
 
+    def by_job(self, plan: Plan, t: int, workers) -> dict[int, set]:
+        """The workers that answered in round ``t``, grouped by the job they computed."""
+        jobs = self.jobs(plan, t)
+        out: dict[int, set] = {}
+        for w in workers:
+            out.setdefault(int(jobs[w]), set()).add(int(w))
+        return out
+
     def stop(self, plan: Plan, t: int, times: np.ndarray) -> tuple[float, bool]:
         """When round ``t`` ends given finishing times, and whether job ``t - B`` completes.
 
@@ -303,11 +311,7 @@ class SRSGC:
         for t in range(rounds):
             dur[t], _ = self.stop(plan, t, T[t])
             used[t] = T[t] <= dur[t]
-            jobs = self.jobs(plan, t)
-            arrived: dict[int, set] = {}
-            for w in np.flatnonzero(used[t]):
-                arrived.setdefault(int(jobs[w]), set()).add(int(w))
-            plan = self.advance(plan, t, arrived)
+            plan = self.advance(plan, t, self.by_job(plan, t, np.flatnonzero(used[t])))
             ok[t] = not plan.lost
         return SimResult(self.name, dur, used, ok, np.where(ok, 0.0, 1.0))
 

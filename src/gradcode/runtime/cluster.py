@@ -128,9 +128,10 @@ class LocalCluster:
         self.pending: list[tuple[float, Message]] = []  # (absolute arrival, message)
         #: Fault injection: ``corrupt(t, w) -> bool`` makes worker w's round-t message NaN.
         self.corrupt = corrupt
-        if getattr(scheme, "sequential", False) and deadline is not None:
+        sequential = getattr(scheme, "sequential", False)
+        if sequential and deadline is not None:
             raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
-        self.plan = scheme.init_plan() if getattr(scheme, "sequential", False) else None
+        self.plan = scheme.init_plan() if sequential else None
         self.history: dict[int, np.ndarray] = {}  # sequential schemes: recent weights by round
 
     def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome:
@@ -211,7 +212,7 @@ class LocalCluster:
         jobs = sch.jobs(self.plan, t)
         times = self.schedule.times(t, sch.load)
         duration, ready = sch.stop(self.plan, t, times)
-        msgs, arrived = [], {}
+        msgs, answered = [], []
         for w in np.argsort(times, kind="stable"):
             w = int(w)
             if not times[w] <= duration:
@@ -224,8 +225,8 @@ class LocalCluster:
                 msg = replace(msg, vector=np.full_like(msg.vector, np.nan))
             msgs.append(msg)
             if np.all(np.isfinite(msg.vector)):  # the master drops non-finite messages too
-                arrived.setdefault(job, set()).add(w)
-        self.plan = sch.advance(self.plan, t, arrived)
+                answered.append(w)
+        self.plan = sch.advance(self.plan, t, sch.by_job(self.plan, t, answered))
         self.history = {r: v for r, v in self.history.items() if r > t - sch.delay - 1}
         self.clock += duration
         return RoundOutcome(msgs, [], duration, times, ready, [], ready)
