@@ -20,6 +20,13 @@ from gradcode.task import flatten
         ("cnn", (3, 32, 32), 10),
         ("resnet", (1, 8, 8), 10),
         ("resnet", (3, 32, 32), 10),
+        ("resnet", (1, 28, 28), 10),
+        ("logreg", (1, 40), 10),
+        ("mlp", (1, 40), 10),
+        ("cnn", (1, 40), 10),
+        ("resnet", (1, 40), 10),
+        ("cnn", (2, 8), 3),
+        ("mlp", (108,), 2),
     ],
 )
 def test_logits_shape(name, shape, classes):
@@ -55,11 +62,72 @@ def test_float64_model_matches_float32_init():
     np.testing.assert_allclose(flatten(m64), w32, rtol=1e-6, atol=1e-7)
 
 
-def test_resnet_has_no_batchnorm():
-    model = make_model("resnet", (3, 32, 32), 10, np.random.default_rng(0))
+def test_resnet_uses_batchnorm_with_fresh_running_stats():
+    model = make_model("resnet", (3, 32, 32), 10, np.random.default_rng(0), dtype=torch.float64)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 9  # stem, 2 per block, 2 shortcuts
+    for bn in bns:
+        assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+        assert torch.equal(bn.running_var, torch.ones_like(bn.running_var))
+        assert int(bn.num_batches_tracked) == 0 and bn.running_mean.dtype == torch.float64
+    one_d = make_model("resnet", (1, 40), 10, np.random.default_rng(0))
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in one_d.modules())
+    assert any(isinstance(m, torch.nn.Conv1d) for m in one_d.modules())
+
+
+def test_resnet_group_norm_option_has_no_buffers():
+    model = make_model("resnet", (3, 32, 32), 10, np.random.default_rng(0), norm="group")
     kinds = {type(m).__name__ for m in model.modules()}
     assert "GroupNorm" in kinds and not any("BatchNorm" in k for k in kinds)
-    assert not list(model.buffers())  # no running statistics: gradients depend on weights only
+    assert not list(model.buffers())  # gradients depend on the weights only
+    with pytest.raises(ValueError, match="norm must be"):
+        make_model("resnet", (3, 32, 32), 10, np.random.default_rng(0), norm="layer")
+
+
+def test_cnn_uses_1d_convolutions_for_signals():
+    model = make_model("cnn", (1, 40), 10, np.random.default_rng(0))
+    assert any(isinstance(m, torch.nn.Conv1d) for m in model.modules())
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("resnet", (3, 32, 32))])
+def test_models_on_cuda_match_cpu(name, shape):
+    cpu = make_model(name, shape, 10, np.random.default_rng(0), dtype=torch.float64).eval()
+    gpu = make_model(
+        name, shape, 10, np.random.default_rng(0), dtype=torch.float64, device="cuda"
+    ).eval()
+    x = torch.rand(3, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cli_train_on_cuda_end_to_end(tmp_path, capsys):
+    from gradcode.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "train",
+                "--device",
+                "cuda",
+                "--dataset",
+                "digits",
+                "--model",
+                "resnet",
+                "-n",
+                "4",
+                "-s",
+                "1",
+                "--rounds",
+                "3",
+                "--quiet",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert exc.value.code == 0, capsys.readouterr()
+    assert (tmp_path / "summary.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -68,7 +136,10 @@ def test_resnet_has_no_batchnorm():
         (("transformer", (30,), 2), "unknown model"),
         (("cnn", (30,), 2), "image input"),
         (("resnet", (13,), 3), "image input"),
-        (("cnn", (1, 2, 2), 3), "at least 4x4"),
+        (("cnn", (1, 2, 2), 3), "at least 4 a side"),
+        (("cnn", (1, 2), 3), "at least 4 a side"),
+        (("cnn", (1, 2, 8, 8), 3), "image input"),
+        (("mlp", (30,), 2.5), "n_classes must be an integer"),
         (("mlp", (30,), 1), "n_classes"),
         (("mlp", (0,), 2), "input_shape"),
     ],

@@ -270,9 +270,14 @@ def train_cmd(
         None, "--crash", help="Crash-stop: count=1,at_round=10[,rejoin_after=20] or workers=0+3,..."
     ),
     dataset: str = typer.Option(
-        "breast_cancer", "--dataset", help="breast_cancer, digits, wine, mnist, cifar10, amazon."
+        "breast_cancer",
+        "--dataset",
+        help="breast_cancer, digits, wine, fashion_mnist, adult, mnist5k, mnist1d, mnist, "
+        "cifar10, amazon, or a registered one (README: Datasets).",
     ),
-    model: str = typer.Option("logreg", "--model", help="logreg, mlp, cnn, resnet."),
+    model: str = typer.Option(
+        "logreg", "--model", help="logreg, mlp, cnn, resnet, or a registered one."
+    ),
     partitioning: str = typer.Option("iid", "--partitioning", help="iid or label_sorted."),
     rounds: int = typer.Option(100, "--rounds", min=1),
     lr: float = typer.Option(0.5, "--lr"),
@@ -300,6 +305,9 @@ def train_cmd(
     checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="0 = never."),
     on_undecodable: str = typer.Option("fallback", "--on-undecodable", help="fallback or stop."),
     data_dir: str = typer.Option(None, "--data-dir", help="Folder with user-supplied data files."),
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Use data files without checking their pinned sha256."
+    ),
     out_dir: Path = typer.Option(Path("out/train"), "--out", help="Output folder."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pkl."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -333,6 +341,7 @@ def train_cmd(
             checkpoint_every=checkpoint_every,
             on_undecodable=on_undecodable,
             data_dir=data_dir,
+            verify=not no_verify,
             address=address,
             time_scale=time_scale,
             scheme_options=_scheme_options(scheme_opt),

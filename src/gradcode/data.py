@@ -1,9 +1,9 @@
 """Compatibility name for :mod:`gradcode.datasets` (same objects, same names).
 
-    >>> from gradcode.data import load_dataset
-    >>> from gradcode.datasets import load_dataset as same
-    >>> load_dataset is same
-    True
+>>> from gradcode.data import load_dataset
+>>> from gradcode.datasets import load_dataset as same
+>>> load_dataset is same
+True
 """
 
 from gradcode.datasets import *  # noqa: F403

@@ -1,4 +1,4 @@
-"""Registries for user-defined datasets and models (used by :mod:`gradcode.datasets`, :mod:`gradcode.models`).
+"""Registries for user-defined datasets and models (:mod:`gradcode.datasets`, :mod:`.models`).
 
 Two ways to add a name that CLI runs and TOML grids accept:
 

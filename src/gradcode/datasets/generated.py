@@ -37,14 +37,16 @@ def _generate(seed: int) -> dict:
     try:
         import mnist1d.data as m1d
     except ImportError:
-        raise ValueError("dataset 'mnist1d' needs the mnist1d package: pip install 'gradcode[data]'")
+        raise ValueError(
+            "dataset 'mnist1d' needs the mnist1d package: pip install 'gradcode[data]'"
+        ) from None
     args = m1d.get_dataset_args()
     args.seed = seed
-    np_state, py_state = np.random.get_state(), random.getstate()
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     try:
         return m1d.make_dataset(args)
     finally:
-        np.random.set_state(np_state)
+        np.random.set_state(np_state)  # noqa: NPY002
         random.setstate(py_state)
 
 
@@ -70,5 +72,6 @@ def load_mnist1d(verify: bool = True) -> Dataset:
         check_fingerprint(x, y)
     n_train = len(d["y"])
     X = x.astype(np.float32).reshape(-1, 1, x.shape[1])
-    return Dataset("mnist1d", X[:n_train], y[:n_train], X[n_train:], y[n_train:], 10,
-                   (1, x.shape[1]))  # fmt: skip
+    return Dataset(
+        "mnist1d", X[:n_train], y[:n_train], X[n_train:], y[n_train:], 10, (1, x.shape[1])
+    )

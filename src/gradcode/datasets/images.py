@@ -109,8 +109,15 @@ def load_idx_set(
     def to_float(X: np.ndarray) -> np.ndarray:
         return (X.reshape(-1, *shape) / np.float32(255)).astype(np.float32)
 
-    return Dataset(name, to_float(Xtr), ytr.astype(np.int64), to_float(Xte), yte.astype(np.int64),
-                   n_classes, shape)  # fmt: skip
+    return Dataset(
+        name,
+        to_float(Xtr),
+        ytr.astype(np.int64),
+        to_float(Xte),
+        yte.astype(np.int64),
+        n_classes,
+        shape,
+    )
 
 
 def load_mnist(data_dir=None, verify=True, checksums=None) -> Dataset:

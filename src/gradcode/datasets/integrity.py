@@ -147,5 +147,23 @@ def verify_files(
     for p in paths:
         if overrides and p.name in overrides:
             verify_file(p, (overrides[p.name],))
-        else:
+            continue
+        try:
             verify_file(p, table.get(p.name, ()))
+        except ValueError as exc:
+            other = _pinned_elsewhere(dataset, p)
+            if other is None:
+                raise
+            raise ValueError(f"{exc}; it is a {other!r} file: use --dataset {other}") from None
+
+
+def _pinned_elsewhere(dataset: str, path: Path) -> str | None:
+    """The other dataset whose pinned SHA-256 ``path`` has, if any (for a helpful hint)."""
+    sha = None
+    for other, table in PINNED.items():
+        accepted = table.get(path.name, ())
+        if other != dataset and any(a.startswith("sha256:") for a in accepted):
+            sha = sha or "sha256:" + file_digest(path)
+            if sha in accepted:
+                return other
+    return None

@@ -33,10 +33,24 @@ from .images import user_root
 from .integrity import verify_files
 
 ADULT_FILE = "adult.parquet.brotli"
-ADULT_NUMERIC = ("age", "fnlwgt", "educational-num", "capital-gain", "capital-loss",
-                 "hours-per-week")  # fmt: skip
-ADULT_CATEGORICAL = ("workclass", "education", "marital-status", "occupation", "relationship",
-                     "race", "gender", "native-country")  # fmt: skip
+ADULT_NUMERIC = (
+    "age",
+    "fnlwgt",
+    "educational-num",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+)
+ADULT_CATEGORICAL = (
+    "workclass",
+    "education",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "gender",
+    "native-country",
+)
 ADULT_LABEL = "income"
 MNIST5K_FILE = "mnist_5k.csv.gz"
 

@@ -140,6 +140,7 @@ class RunConfig:
     checkpoint_every: int = 0
     on_undecodable: str = "fallback"
     data_dir: str | None = None
+    verify: bool = True  # check data files against pinned digests (--no-verify: False)
     address: str | None = None  # Ray cluster address (None: start Ray locally)
     time_scale: float | None = None  # Ray: real seconds per schedule unit (None: 0.01)
     scheme_options: tuple[tuple[str, object], ...] = ()

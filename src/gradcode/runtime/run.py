@@ -52,6 +52,7 @@ def build_task(cfg: RunConfig, num_partitions: int):
         cfg.partitioning.replace("-", "_"),
         np.random.default_rng(cfg.seed),
         data_dir=cfg.data_dir,
+        verify=cfg.verify,
         device=cfg.device,
     )
 
