@@ -1,8 +1,9 @@
 """Image sets read from files: MNIST and Fashion-MNIST (IDX) and CIFAR-10 (binary batches).
 
 * ``mnist`` -- the four IDX files (``train-images-idx3-ubyte`` ...), gzip or raw,
-  from ``data_dir`` (``data_dir/mnist/`` first);
-* ``fashion_mnist`` -- the same format; by default read from
+  from ``data_dir`` (default ``$GRADCODE_DATA_DIR``, else ``./data``; ``data_dir/mnist/`` first);
+* ``fashion_mnist`` -- the same format, from ``data_dir`` (``data_dir/fashion_mnist/`` or
+  ``data_dir/fashion-mnist/`` first) when given, else ``$GRADCODE_DATA_DIR`` when set, else
   ``/usr/share/datasets/fashion-mnist`` (Debian: ``apt-get install dataset-fashion-mnist``);
 * ``cifar10`` -- ``data_batch_1.bin`` ... ``data_batch_5.bin`` and ``test_batch.bin``
   (from ``cifar-10-binary.tar.gz``, also found in a ``cifar-10-batches-bin/`` folder).
@@ -107,7 +108,7 @@ def load_idx_set(
     shape = (1, *Xtr.shape[1:])
 
     def to_float(X: np.ndarray) -> np.ndarray:
-        return (X.reshape(-1, *shape) / np.float32(255)).astype(np.float32)
+        return (X.reshape(-1, *shape) / np.float32(255)).astype(np.float32, copy=False)
 
     return Dataset(
         name,
@@ -154,6 +155,6 @@ def load_cifar10(data_dir=None, verify=True, checksums=None) -> Dataset:
     Xte, yte = batches[-1]
 
     def to_float(X: np.ndarray) -> np.ndarray:
-        return (X / np.float32(255)).astype(np.float32)
+        return (X / np.float32(255)).astype(np.float32, copy=False)
 
     return Dataset("cifar10", to_float(Xtr), ytr, to_float(Xte), yte, 10, (3, 32, 32))
