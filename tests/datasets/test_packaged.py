@@ -140,3 +140,13 @@ def test_real_mnist5k():
     assert len(ds.y_train) == 4000 and len(ds.y_test) == 1000
     assert set(np.unique(ds.y_train)) == set(range(10))
     assert ds.X_train.min() == 0.0 and ds.X_train.max() == 1.0
+
+
+def test_adult_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / ADULT_FILE).write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(ValueError, match=r"needs pyarrow: pip install 'gradcode\[data\]'"):
+        load_dataset("adult", np.random.default_rng(0), tmp_path, verify=False)
