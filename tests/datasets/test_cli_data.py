@@ -50,3 +50,43 @@ def test_unpinned_needs_no_verify(capsys, tmp_path):
     assert "--no-verify" in out
     code, out = _train(capsys, tmp_path, *args, "--no-verify")
     assert code == 0, out
+
+
+def test_toml_grid_verify_false_uses_unpinned_files(capsys, tmp_path):
+    import textwrap
+
+    (tmp_path / "train.csv").write_text(amazon_csv(24, np.random.default_rng(0)))
+    grid = textwrap.dedent(f"""
+        workers = 2
+        rounds = 2
+        eval_every = 2
+        data_dir = "{tmp_path}"
+        VERIFY
+        [stragglers.se]
+        base = "shifted-exp:a=1,mu=1"
+        [grid]
+        schemes = ["dgd"]
+        seeds = [0]
+        tasks = ["amazon/logreg"]
+        s = [1]
+        partitionings = ["iid"]
+    """)
+    for verify, failed in (("", 1), ("verify = false", 0)):
+        (tmp_path / "g.toml").write_text(grid.replace("VERIFY", verify))
+        with pytest.raises(SystemExit) as exc:
+            main(
+                [
+                    "experiment",
+                    "run",
+                    str(tmp_path / "g.toml"),
+                    "--out",
+                    str(tmp_path / f"r{failed}"),
+                ]
+            )
+        out = capsys.readouterr().out
+        assert f"{failed} failed" in out, out  # the unpinned train.csv fails the cell
+    assert exc.value.code == 0
+    with pytest.raises(SystemExit) as exc:
+        (tmp_path / "g.toml").write_text(grid.replace("VERIFY", 'verify = "no"'))
+        main(["experiment", "run", str(tmp_path / "g.toml"), "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2 and "verify must be bool" in capsys.readouterr().err

@@ -86,6 +86,7 @@ SHARED_KEYS = {
     "on_undecodable": str,
     "jobs": int,
     "data_dir": str,
+    "verify": bool,
 }
 TABLES = ("stragglers", "grid", "grids", "report")
 GRID_KEYS = ("schemes", "stragglers", "seeds", "tasks", "s", "partitionings")
@@ -192,6 +193,7 @@ class ExperimentConfig:
     on_undecodable: str = "fallback"
     jobs: int = 1
     data_dir: str | None = None
+    verify: bool = True  # false: use unpinned data files (like --no-verify)
     report: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
@@ -247,6 +249,7 @@ class ExperimentConfig:
             eval_every=self.eval_every,
             on_undecodable=self.on_undecodable,
             data_dir=self.data_dir,
+            verify=self.verify,
         )
 
     def to_dict(self) -> dict:
@@ -335,6 +338,8 @@ def parse_experiment(raw: dict, default_name: str = "experiment") -> ExperimentC
 
 
 def _typed(value, typ, key: str):
+    if typ is bool and isinstance(value, bool):
+        return value
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, typ) or isinstance(value, bool):
