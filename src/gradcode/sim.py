@@ -79,12 +79,19 @@ class SimResult:
 
 
 def simulate(
-    code: GradientCode, worker_times: np.ndarray, deadline: float | None = None
+    code: GradientCode, worker_times: np.ndarray, deadline: float | None = None, comm=None
 ) -> SimResult:
     """Simulate rounds given each worker's finishing time ``(rounds, n)``.
 
-    Extra leading axes (e.g. trials x rounds) are flattened.
+    Extra leading axes (e.g. trials x rounds) are flattened.  Optional
+    ``comm`` (a :class:`gradcode.comm.CommModel`) adds each message's send
+    time ``latency + size / bandwidth``.  Chunked (streaming) schemes take
+    per-chunk times ``(rounds, n, chunks)`` (:func:`gradcode.comm.simulate_chunked`).
     """
+    if getattr(code, "chunked", False):
+        from .comm import simulate_chunked
+
+        return simulate_chunked(code, worker_times, deadline, comm)
     T = np.asarray(worker_times, dtype=float)
     if getattr(code, "sequential", False):  # rounds depend on earlier rounds
         return code.simulate(T, deadline)
@@ -93,6 +100,8 @@ def simulate(
     T = T.reshape(-1, code.n)
     if np.isnan(T).any() or (T < 0).any():
         raise ValueError("worker times must be non-negative numbers (inf = never reports)")
+    if comm is not None:  # one message of message_size gradients per worker
+        T = T + comm.send_time(getattr(code, "message_size", 1.0))
     t = code.completion_time(T)
     if deadline is not None:
         if not deadline > 0:
@@ -120,4 +129,7 @@ def simulate_model(
     several schemes with generators of the same seed compares them on one
     straggler schedule.
     """
+    if getattr(code, "chunked", False):
+        width = max(len(p) for p in code.placement)
+        return simulate(code, model.sample_chunks(rng, rounds, code.n, width), deadline)
     return simulate(code, model.sample(rng, rounds, code.n, load=code.load), deadline)

@@ -25,6 +25,7 @@ from .partial_scheme import PartialScheme
 from .pgc import PGC, ISLateFold, PGCMemory, PGCReference
 from .sequential import SRSGC
 from .simple import DGD, ISSGD
+from .tandon_partial import TandonPartial
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,15 @@ REGISTRY: dict[str, SchemeInfo] = {
             stateful=True,
         ),
         SchemeInfo(
+            "tandon_partial",
+            TandonPartial,
+            True,
+            "partial stragglers: unique part uncoded + GC shared part, 2 messages",
+            "Tandon et al. ICML 2017 (Sec. 6)",
+            takes_rng=True,
+            stateful=True,
+        ),
+        SchemeInfo(
             "sr_sgc",
             SRSGC,
             True,
@@ -196,6 +206,7 @@ __all__ = [
     "PGCMemory",
     "PGCReference",
     "SRSGC",
+    "TandonPartial",
     "stateless_names",
     "make_scheme",
     "SchemeInfo",

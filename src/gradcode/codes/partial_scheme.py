@@ -74,13 +74,25 @@ class PartialScheme:
         """All of the worker's chunks, in processing order (it may finish only a prefix)."""
         return self.placement[worker]
 
-    def chunk_message(self, worker: int, t: int, chunk: int, grad: np.ndarray) -> Message:
-        """The coded piece for one finished chunk."""
-        g = np.asarray(grad, dtype=np.float64)
-        pad = (-g.size) % self.l
+    def chunk_message(self, worker: int, t: int, chunk: int, grad) -> Message:
+        """The coded piece ``sum_k D[k, j] G_i[k]`` for one finished chunk.
+
+        Plain ``+`` and ``*`` on slices, so NumPy arrays and torch tensors both
+        work (a length not divisible by ``l`` is zero-padded through NumPy).
+        """
+        pad = (-grad.shape[0]) % self.l
         if pad:
-            g = np.concatenate([g, np.zeros(pad)])
-        return Message(worker, t, self.code.piece(worker, g), (chunk,), (t,))
+            grad = np.concatenate([np.asarray(grad, dtype=np.float64), np.zeros(pad)])
+        width = grad.shape[0] // self.l
+        col = self.code.D[:, worker]
+        vec = grad[:width] * float(col[0])
+        for k in range(1, self.l):
+            vec = vec + grad[k * width : (k + 1) * width] * float(col[k])
+        return Message(worker, t, vec, (chunk,), (t,))
+
+    def message_ends(self, worker: int) -> tuple[tuple[int, float], ...]:
+        """One message of ``1/l`` gradient after every chunk (streaming transport)."""
+        return tuple((pos, 1.0 / self.l) for pos in range(len(self.placement[worker])))
 
     # --- master side -------------------------------------------------------------
     def init_master(self):
@@ -89,6 +101,19 @@ class PartialScheme:
     def chunk_completion_time(self, times: np.ndarray) -> np.ndarray:
         """Earliest time every chunk has ``l`` finished holders; ``times`` is (trials, n, delta)."""
         return completion_time_partial(self.assignment, self.l, times)
+
+    def decode_chunks_batch(self, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(exact, residual)`` per row of a boolean ``(rounds, n, delta)`` chunk-arrival mask.
+
+        ``residual = ||min(c_i, l) / l - 1||`` over chunks, as in :meth:`master_update`.
+        """
+        done = np.asarray(done, dtype=bool)
+        cov = np.zeros(done.shape[:-2] + (self.k,))
+        for j, order in enumerate(self.placement):
+            for pos, i in enumerate(order):
+                cov[..., i] += done[..., j, pos]
+        pw = np.minimum(cov, self.l) / self.l
+        return (cov >= self.l).all(axis=-1), np.linalg.norm(pw - 1.0, axis=-1)
 
     def ready(self, arrived_chunks: Sequence[tuple[int, int]]) -> bool:
         """``arrived_chunks``: (chunk, worker) pairs received so far."""
