@@ -180,16 +180,32 @@ def reproduce_ramamoorthy2024(
     out_dir: Path = typer.Option(Path("out/ramamoorthy2024"), "--out", help="Output folder."),
     trials: int = typer.Option(1000, "--trials", min=2, help="Monte-Carlo trials per point."),
     seed: int = typer.Option(0, "--seed"),
+    m: int = typer.Option(20, "--m", "--workers", help="Workers m."),
+    chunks: int = typer.Option(None, "--N", "--chunks", help="Chunks N (multiple of m; m)."),
+    deltas: str = typer.Option("4,5", "--deltas", help="Comma-separated delta values."),
+    ls: str = typer.Option(None, "--ls", help="Comma-separated l values (1..delta-1)."),
+    failures: str = typer.Option("uniform", "--failures", help="uniform, bernoulli or none."),
+    max_fail: float = typer.Option(0.1, "--max-fail", help="Failure fraction / probability."),
+    chunk_model: str = typer.Option("iid", "--chunk-model", help="iid or persistent speed."),
+    latency: float = typer.Option(0.0, "--latency", help="Per-message latency."),
+    bandwidth: float = typer.Option(
+        float("inf"), "--bandwidth", help="Gradients per time unit (inf: free)."
+    ),
+    tandon_p: int = typer.Option(None, "--tandon-p", help="Pieces per worker (2 delta)."),
 ) -> None:
-    """Partial-straggler GC: MSE vs deadline, completion vs l, ordering, Vandermonde."""
-    from .experiments.ramamoorthy2024 import run
+    """Partial-straggler GC: MSE vs deadline, completion vs l, ordering, traffic."""
+    from .experiments.ramamoorthy2024 import config_from_options, run
 
     with user_errors():
-        summary = run(out_dir, trials, np.random.default_rng(seed))
-    ratios = summary.get("completion_ratio_proposed_over_original", {})
-    for key, value in ratios.items():
-        out.print(f"exact completion, proposed / original, {key}: {value:.2f}")
-    out.print(f"figures and CSVs -> {out_dir}")
+        cfg = config_from_options(
+            trials=trials, m=m, N=chunks, deltas=deltas, ls=ls, failures=failures,
+            max_fail=max_fail, chunk_model=chunk_model, latency=latency,
+            bandwidth=bandwidth, tandon_p=tandon_p,
+        )  # fmt: skip
+        summary = run(out_dir, rng=np.random.default_rng(seed), cfg=cfg)
+    for key, value in summary["speedup"].items():
+        out.print(f"{key}: {value:.3g}")
+    out.print(f"figures, CSVs and traffic.csv -> {out_dir}")
 
 
 def _show_stateful(scheme) -> None:
@@ -235,6 +251,10 @@ def _show_sequential(scheme) -> None:
 def _show_chunked(scheme) -> None:
     from .codes.ordering import qmax, qmax_lower_bound
 
+    if hasattr(scheme, "describe"):  # e.g. tandon_partial
+        for line in scheme.describe():
+            out.print(line, markup=False)
+        return
     out.print(
         f"[bold]{scheme.name}[/bold]  n={scheme.n}  s={scheme.s}  l={scheme.l}  "
         f"delta={scheme.delta}  chunks N={scheme.k}"

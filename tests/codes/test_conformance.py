@@ -122,3 +122,53 @@ def test_decode_is_linear_in_messages(name, n, data):
     np.testing.assert_allclose(d.combine(M), (d.weights @ code.B) @ G, atol=1e-9)
     as_dict = d.combine({i: M[i] for i in arrived})
     np.testing.assert_allclose(as_dict, d.combine(M), atol=1e-12)
+
+
+# --- chunked (streaming) schemes: one battery for every scheme with ``chunked = True`` ---
+CHUNKED = [
+    ("partial", 6, 1, {"l": 1}),
+    ("partial", 6, 1, {"l": 2}),
+    ("tandon_partial", 6, 1, {"variant": "cyclic"}),
+    ("tandon_partial", 6, 2, {"variant": "replication"}),
+    ("tandon_partial", 5, 2, {"variant": "cyclic", "p": 7}),
+]
+
+
+def _chunked(name, n, s, opts, seed=0):
+    from gradcode.codes import make_scheme
+
+    return make_scheme(name, n, s, rng=np.random.default_rng(seed), **opts)
+
+
+@pytest.mark.parametrize("name,n,s,opts", CHUNKED)
+def test_chunked_scheme_protocol(name, n, s, opts):
+    """Placement covers every partition; ready() and chunk_completion_time agree; every
+    arrival pattern the stop rule accepts decodes exactly; same seed, same scheme."""
+    sch = _chunked(name, n, s, opts)
+    assert sch.chunked and sch.name == name
+    covered = sorted({c for plan in sch.placement for c in plan})
+    assert covered == list(range(sch.k))
+    width = max(len(p) for p in sch.placement)
+    assert all(0 <= pos < len(sch.placement[w]) for w in range(n) for pos, _ in sch.message_ends(w))
+    rng = np.random.default_rng(1)
+    G = rng.standard_normal((sch.k, 2 * opts.get("l", 1)))
+    T = 1 + rng.exponential(size=(30, n, width))
+    T[rng.random((30, n)) < 0.1] = np.inf
+    stop = sch.chunk_completion_time(T)
+    F = np.cumsum(T, axis=-1)
+    for r in range(len(T)):
+        if not np.isfinite(stop[r]):
+            continue
+        done = [(w, pos) for w in range(n) for pos in range(width) if F[r, w, pos] <= stop[r]]
+        msgs = [
+            sch.chunk_message(w, 0, sch.placement[w][p], G[sch.placement[w][p]]) for w, p in done
+        ]
+        assert sch.ready([(m.partitions[0], m.worker) for m in msgs])
+        _, upd = sch.master_update(sch.init_master(), 0, msgs)
+        assert upd.exact and upd.partition_weights.shape == (sch.k,)
+        np.testing.assert_allclose(upd.gradient[: G.shape[1]], G.sum(axis=0), atol=1e-8)
+        exact, res = sch.decode_chunks_batch((F[r] <= stop[r])[None])
+        assert exact[0] and res[0] < 1e-8
+    other = _chunked(name, n, s, opts)
+    assert other.placement == sch.placement
+    np.testing.assert_array_equal(other.chunk_completion_time(T), stop)

@@ -146,3 +146,13 @@ def test_assignments_and_validation():
         cyclic_assignment(4, 5)
     with pytest.raises(ValueError, match="l must"):
         qmax(cyclic_assignment(4, 2), 0)
+
+
+def test_position_condition_is_sufficient_not_necessary():
+    """The 'each chunk once at each position' condition is not necessary (m = delta = 4)."""
+    A = np.ones((4, 4), dtype=int)
+    a = ChunkAssignment(A, ((0, 2, 3, 1), (0, 2, 3, 1), (1, 3, 2, 0), (1, 3, 2, 0)))
+    assert qmax(a) == qmax_lower_bound(4, 4) == 7
+    P = a.positions()
+    assert sorted(P[0].tolist()) != [1, 2, 3, 4]  # chunk 0 is first at two workers
+    assert qmax(optimal_order(A)) == 7  # the matching order meets it too

@@ -10,7 +10,12 @@ import pytest
 from gradcode.codes import TandonPartial, make_scheme
 from gradcode.comm import CommModel, simulate_chunked
 
-VARIANTS = [("cyclic", 5, 1, 4), ("cyclic", 6, 2, 6), ("replication", 6, 1, 4), ("replication", 6, 2, 5)]
+VARIANTS = [
+    ("cyclic", 5, 1, 4),
+    ("cyclic", 6, 2, 6),
+    ("replication", 6, 1, 4),
+    ("replication", 6, 2, 5),
+]
 
 
 def build(variant, n, s, p):

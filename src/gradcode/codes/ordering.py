@@ -1,7 +1,7 @@
 """Chunk assignments and processing orders for the partial-straggler protocol.
 
-Setting (Ramamoorthy, Meng, Girimaji, "Numerically stable gradient coding
-for partial stragglers", NeurIPS 2024; reconstructed from the paper's stated
+Setting (Ramamoorthy, Meng, Girimaji, "Leveraging partial stragglers within
+gradient coding", NeurIPS 2024; reconstructed from the paper's stated
 definitions, see :mod:`gradcode.codes.partial`).  ``N`` data chunks are
 placed on ``m`` workers by a 0/1 matrix ``A`` (``N x m``, ``A[i, j] = 1`` iff
 worker ``j`` holds chunk ``i``); each worker processes its chunks one at a
@@ -33,7 +33,10 @@ adversary lets the ``l - 1`` holders with the most remaining work
 Optimal order (``N = m``, every row and column of ``A`` sums to ``delta``).
 Averaging the bracket over chunks gives the lower bound
 ``Qmax >= 1 + (m - delta) delta + delta (delta - 1) / 2``, met with equality
-iff every chunk sits at each position ``1..delta`` exactly once.  The
+if every chunk sits at each position ``1..delta`` exactly once.  That is
+sufficient, not necessary: with ``m = delta = 4`` (every worker holds every
+chunk) the orders ``(0,2,3,1), (0,2,3,1), (1,3,2,0), (1,3,2,0)`` also reach
+the bound 7 although chunk 0 is first twice (tested).  The
 worker-chunk bipartite graph is ``delta``-regular, so by Koenig's theorem it
 splits into ``delta`` perfect matchings; matching ``k`` fixes position ``k``
 of every worker.  The cyclic assignment in its natural order is already

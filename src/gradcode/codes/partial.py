@@ -1,5 +1,7 @@
 """Gradient coding for partial stragglers (Ramamoorthy, Meng, Girimaji, NeurIPS 2024).
 
+"Leveraging partial stragglers within gradient coding".
+
 *Reconstruction.*  The paper body was not available to us; this module
 implements the protocol from the paper's stated definitions (abstract,
 problem statement and the specification in gradcode issue 4), so details
@@ -52,8 +54,10 @@ may be passed in; a rank-deficient ``D[:, H_i]`` is detected and reported.
 Baseline ("original GC protocol", Tandon et al. 2017 for ``l = 1``, Ye and
 Abbe 2018 for ``l > 1``): a worker reports only after finishing its whole
 list and the code tolerates ``s = delta - l`` stragglers, so the exact
-completion time is the ``(m - s)``-th smallest worker finishing time.  The
-vectorised timing helpers at the end compare it with the proposed protocol.
+completion time is the ``(m - s)``-th smallest worker finishing time
+(:func:`completion_time_original`).  Before that the master decodes a *fixed*
+code by least squares on the finished workers: see
+:mod:`gradcode.codes.partial_original` for the codes and their NMSE.
 
 The 3-worker example: chunks ``D1, D2, D3``; ``W1`` holds ``(D1, D2)``, ``W2``
 holds ``(D2, D3)``, ``W3`` holds ``(D3, D1)``.  ``W3`` failed and ``W1``
@@ -93,7 +97,6 @@ __all__ = [
     "empirical_nmse",
     "gaussian_decoding_matrix",
     "nmse_formula",
-    "nmse_original",
     "nmse_partial",
 ]
 
@@ -464,17 +467,3 @@ def nmse_partial(
     _check_l(assignment, l)
     chunk, _ = _chunk_finish(assignment, times)
     return _nmse(chunk, l, deadlines)
-
-
-def nmse_original(
-    assignment: ChunkAssignment, l: int, times: np.ndarray, deadlines: np.ndarray
-) -> np.ndarray:
-    """Same estimator, but a worker's chunks count only once its whole list is done.
-
-    This models least squares over the finished workers of the original
-    protocol with the isotropic formula; it is ``0`` from the original
-    exact completion time on (then every chunk has ``>= l`` finished holders).
-    """
-    _check_l(assignment, l)
-    _, whole = _chunk_finish(assignment, times)
-    return _nmse(whole, l, deadlines)

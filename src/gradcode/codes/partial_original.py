@@ -53,7 +53,7 @@ from .ordering import ChunkAssignment
 
 
 def tandon_matrix(assignment: ChunkAssignment, rng: np.random.Generator) -> np.ndarray:
-    """Tandon et al.'s null-space ``B`` (``m x N``) on the assignment's support, ``s = delta - 1``."""
+    """Tandon's null-space ``B`` (``m x N``) on the assignment's support, ``s = delta - 1``."""
     s = assignment.delta - 1
     H = rng.standard_normal((s, assignment.N))
     if s:

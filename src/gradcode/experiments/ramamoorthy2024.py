@@ -1,35 +1,42 @@
 """Reproduction: partial-straggler gradient coding (Ramamoorthy, Meng, Girimaji, NeurIPS 2024).
 
-A reconstruction (see :mod:`gradcode.codes.partial`): the paper's figures are
-re-derived from its stated setting, not copied.  Default grid: ``m = N = 20``
-workers and chunks, ``delta = 4, 5``, ``l = 1 .. delta - 1``, i.i.d.
-shifted-exponential chunk compute times ``1 + Exp(1)``, and in each trial
-``f`` failed workers with ``f`` uniform on ``0 .. round(0.1 m)`` (0-10 %).
-Assignments are ``adjacency + I`` of a ``(delta - 1)``-regular graph, with
-the matching-based optimal order unless stated otherwise.
+"Leveraging partial stragglers within gradient coding".  A reconstruction
+(see :mod:`gradcode.codes.partial`): the paper's figures are re-derived from
+its stated setting, not copied.  Settings (:class:`Config`, CLI flags of
+``gradcode reproduce ramamoorthy2024``): ``m`` workers, ``N`` chunks (a
+multiple of ``m``: each vertex chunk of the graph is split in ``N / m``),
+``delta`` holders per chunk, ``l`` parts; chunk compute times ``1 + Exp(1)``
+per chunk of size ``1 / m`` (``iid``: a fresh draw per chunk; ``persistent``:
+one speed per worker and trial); failures ``uniform`` (``f`` failed workers,
+``f`` uniform on ``0 .. round(max_fail m)``), ``bernoulli`` (each worker
+fails with probability ``max_fail``) or ``none``; an optional per-message
+communication time (:class:`~gradcode.comm.CommModel`).  Assignments are
+``adjacency + I`` of a ``(delta - 1)``-regular graph (circulant, or random
+regular) in the matching-based optimal order unless stated otherwise.
 
-Panels (each a PNG and a CSV in ``out_dir``):
+Protocols and their transports: :mod:`gradcode.experiments.partial_protocols`.
+The proposed protocol's curves use the streaming transport (V2); the
+original protocol uses a *fixed* code (Tandon's ``B`` for ``l = 1``, the
+Ye-Abbe polynomial code for ``l > 1``) decoded by least squares on the
+finished workers; Tandon et al.'s two-message scheme (``tandon_partial``,
+``s = delta - 1``) is a second baseline.
 
-(a) ``a_mse_vs_deadline``: mean normalised MSE of the least-squares estimate
-    vs deadline ``T`` for each ``l``, proposed vs original protocol.
-(b) ``b_completion_vs_l``: mean exact completion time vs ``l`` (with standard
-    errors) for two graphs (a circulant graph and a random regular graph),
-    proposed vs original; means over trials where both finish.
-(c) ``c_ordering``: optimal vs random order, for ``Qmax_l`` and for the mean
-    exact completion time of the proposed protocol.
-(d) ``d_vandermonde``: relative error of polynomial interpolation (solving a
-    real Vandermonde system) of degree 20, 25, 30 when the evaluations keep
-    only ``k`` significant decimal digits, median of 100 trials per point;
-    the instability that motivates inverting only small ``l x l`` systems.
+Panels (PNG + CSV each; means with standard deviations over trials):
 
-Statistics of failures that make completion impossible (too many holders of
-a chunk lost) are reported as ``finite`` fractions in the CSVs.
+(a) ``a_mse_vs_deadline``: NMSE vs deadline ``T`` for each ``l``.
+(b) ``b_completion_vs_l``: exact completion time vs ``l`` on two graphs.
+(c) ``c_ordering``: ``Qmax_l`` and completion time, optimal vs random order.
+(d) ``d_vandermonde``: the instability of real Vandermonde interpolation.
+(e) ``e_mse_ordering``: NMSE vs ``T``, optimal vs random order, two graphs.
+``traffic.csv``: uplink messages and volume per round and extra rounds,
+every protocol, at the exact completion time.
 """
 
 from __future__ import annotations
 
 import csv
 import pathlib
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,42 +48,165 @@ from ..codes.ordering import (
     qmax,
     random_order,
 )
-from ..codes.partial import (
-    completion_time_original,
-    completion_time_partial,
-    nmse_original,
-    nmse_partial,
-)
+from ..codes.partial_original import FixedCode
+from ..comm import CommModel
+from . import partial_protocols as pp
 
 M = 20
 DELTAS = (4, 5)
 MAX_FAIL = 0.1
+FAILURES = ("uniform", "bernoulli", "none")
+CHUNK_MODELS = ("iid", "persistent")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of the reproduction (defaults: the paper's setting as reconstructed)."""
+
+    m: int = M
+    N: int | None = None  # default m
+    deltas: tuple[int, ...] = DELTAS
+    ls: tuple[int, ...] | None = None  # default 1 .. delta - 1
+    trials: int = 1000
+    failures: str = "uniform"
+    max_fail: float = MAX_FAIL
+    chunk_model: str = "iid"
+    comm: CommModel = field(default_factory=CommModel)
+    tandon_p: int | None = None  # default 2 delta: tolerates a 2x slowdown
+    n_random: int = 20
+
+    def __post_init__(self) -> None:
+        N = self.m if self.N is None else self.N
+        object.__setattr__(self, "N", N)
+        if not isinstance(self.trials, (int, np.integer)) or self.trials < 2:
+            raise ValueError(f"trials must be an integer >= 2, got {self.trials!r}")
+        if self.m < 4 or N % self.m:
+            raise ValueError(f"need m >= 4 and N a multiple of m, got m={self.m}, N={N}")
+        if not self.deltas or any(not 2 <= d < self.m for d in self.deltas):
+            raise ValueError(f"every delta must satisfy 2 <= delta < m={self.m}: {self.deltas}")
+        for d in self.deltas:
+            if (d - 1) % 2 and self.m % 2:
+                raise ValueError(f"delta={d} needs an even m (a {d - 1}-regular graph)")
+        if self.ls is not None and any(not 1 <= l < min(self.deltas) for l in self.ls):
+            raise ValueError(f"every l must satisfy 1 <= l < delta, got {self.ls}")
+        if self.failures not in FAILURES:
+            raise ValueError(f"failures must be one of {', '.join(FAILURES)}: {self.failures!r}")
+        if not 0 <= self.max_fail < 1:
+            raise ValueError(f"max_fail must be in [0, 1), got {self.max_fail}")
+        if self.chunk_model not in CHUNK_MODELS:
+            raise ValueError(f"chunk model must be one of {', '.join(CHUNK_MODELS)}")
+
+    def levels(self, delta: int) -> tuple[int, ...]:
+        return tuple(l for l in (self.ls or range(1, delta)) if l < delta)
+
+
+def _ints(text, what: str) -> tuple[int, ...] | None:
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        return tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def config_from_options(*, latency=0.0, bandwidth=float("inf"), deltas=DELTAS, ls=None, **kw):
+    """A :class:`Config` from CLI-style options (comma-separated lists, comm parameters)."""
+    return Config(
+        deltas=_ints(deltas, "deltas"),
+        ls=_ints(ls, "ls"),
+        comm=CommModel(latency, bandwidth),
+        **kw,
+    )
+
+
+# --- random draws -------------------------------------------------------------------------
+
+
+def failed_workers(cfg: Config, trials: int, rng: np.random.Generator) -> np.ndarray:
+    """``(trials, m)`` boolean: which workers fail in each trial."""
+    mask = np.zeros((trials, cfg.m), dtype=bool)
+    if cfg.failures == "bernoulli":
+        return rng.random((trials, cfg.m)) < cfg.max_fail
+    if cfg.failures == "uniform":
+        fails = rng.integers(0, int(round(cfg.max_fail * cfg.m)) + 1, size=trials)
+        for t in np.flatnonzero(fails):  # loop over trials only to place failures
+            mask[t, rng.choice(cfg.m, fails[t], replace=False)] = True
+    return mask
+
+
+def draw_times(cfg, load, size, failed, speed, rng) -> np.ndarray:
+    """``(trials, m, load)`` times of pieces of ``size`` (in units of ``1 / m`` of the data)."""
+    trials = len(failed)
+    if cfg.chunk_model == "iid":
+        times = 1.0 + rng.exponential(1.0, size=(trials, cfg.m, load))
+    else:
+        times = np.repeat(speed[:, :, None], load, axis=2)
+    times = times * size
+    times[failed] = np.inf
+    return times
 
 
 def chunk_times(
     trials: int, m: int, load: int, rng: np.random.Generator, max_fail: float = MAX_FAIL
 ) -> np.ndarray:
-    """``(trials, m, load)`` shifted-exponential chunk times; failed workers get ``inf``."""
-    times = 1.0 + rng.exponential(1.0, size=(trials, m, load))
-    fails = rng.integers(0, int(round(max_fail * m)) + 1, size=trials)
-    for t in np.flatnonzero(fails):  # loop over trials only to place failures
-        times[t, rng.choice(m, fails[t], replace=False)] = np.inf
-    return times
+    """``(trials, m, load)`` i.i.d. ``1 + Exp(1)`` chunk times, uniform failures (defaults)."""
+    cfg = Config(m=m, deltas=(min(4, m - 1),), max_fail=max_fail, trials=max(trials, 2))
+    failed = failed_workers(cfg, trials, rng)
+    return draw_times(cfg, load, 1.0, failed, None, rng)
 
 
-def graphs(delta: int, rng: np.random.Generator) -> dict[str, ChunkAssignment]:
-    """Two ``(delta - 1)``-regular graphs on ``M`` vertices: circulant and random."""
+@dataclass(frozen=True)
+class Draw:
+    """One Monte-Carlo batch: chunk times of the assignment, piece times of Tandon's scheme."""
+
+    times: np.ndarray
+    piece_times: np.ndarray
+    tandon: object
+
+
+def draw(cfg: Config, a: ChunkAssignment, delta: int, rng: np.random.Generator) -> Draw:
+    failed = failed_workers(cfg, cfg.trials, rng)
+    speed = 1.0 + rng.exponential(1.0, size=(cfg.trials, cfg.m))
+    times = draw_times(cfg, int(a.loads.max()), cfg.m / cfg.N, failed, speed, rng)
+    tandon = pp.tandon_for(cfg.m, delta, cfg.tandon_p, np.random.default_rng(delta))
+    piece = 1.0 / (tandon.p - tandon.s)  # a Tandon piece is 1 / ((p - s) m) of the data
+    pieces = draw_times(cfg, tandon.p, piece, failed, speed, rng)
+    return Draw(times, pieces, tandon)
+
+
+# --- assignments ----------------------------------------------------------------------------
+
+
+def circulant_offsets(m: int, delta: int) -> tuple[int, ...]:
+    """Offsets of a ``(delta - 1)``-regular circulant graph on ``Z_m``."""
+    half = (delta - 1) // 2
+    return tuple(range(1, half + 1)) + ((m // 2,) if (delta - 1) % 2 else ())
+
+
+def split(a: ChunkAssignment, parts: int) -> ChunkAssignment:
+    """Split every chunk into ``parts`` sub-chunks with the same holders; layer by layer order."""
+    if parts == 1:
+        return a
+    A = np.kron(a.A, np.ones((parts, 1), dtype=np.int64))
+    order = tuple(tuple(c * parts + r for r in range(parts) for c in o) for o in a.order)
+    return ChunkAssignment(A, order)
+
+
+def graphs(delta: int, rng: np.random.Generator, m: int = M, N: int | None = None) -> dict:
+    """Two ``(delta - 1)``-regular graphs on ``m`` vertices, optimal order: circulant, random."""
     import networkx as nx  # only the experiments need networkx
 
-    offsets = {4: (1, M // 2), 5: (1, 2)}.get(delta)
-    if offsets is None:
-        raise ValueError(f"no circulant graph configured for delta={delta}")
     seed = int(rng.integers(2**31))
-    rand = nx.to_numpy_array(nx.random_regular_graph(delta - 1, M, seed=seed), dtype=np.int64)
+    rand = nx.to_numpy_array(nx.random_regular_graph(delta - 1, m, seed=seed), dtype=np.int64)
+    parts = (N or m) // m
+    circ = graph_assignment(circulant_adjacency(m, circulant_offsets(m, delta)))
     return {
-        "circulant": optimal_order(graph_assignment(circulant_adjacency(M, offsets)).A),
-        "random_regular": optimal_order(graph_assignment(rand).A),
+        "circulant": split(optimal_order(circ.A), parts),
+        "random_regular": split(optimal_order(graph_assignment(rand).A), parts),
     }
+
+
+# --- statistics and output ------------------------------------------------------------------
 
 
 def _write(path: pathlib.Path, header: list[str], rows: list[list]) -> None:
@@ -86,100 +216,18 @@ def _write(path: pathlib.Path, header: list[str], rows: list[list]) -> None:
         w.writerows(rows)
 
 
-def _mean_se(x: np.ndarray) -> tuple[float, float]:
+def mean_std(x: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (ddof 1) over the finite entries."""
+    x = np.asarray(x, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan"), float("nan")
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0
+    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
 
 
-def panel_a(out_dir, trials, rng, plt) -> dict:
-    a = graphs(4, rng)["circulant"]
-    times = chunk_times(trials, M, 4, rng)
-    T = np.linspace(0, 14, 57)
-    rows, fig, ax = [], *plt.subplots(figsize=(6, 4))
-    for l in range(1, 4):
-        mp = nmse_partial(a, l, times, T).mean(axis=0)
-        mo = nmse_original(a, l, times, T).mean(axis=0)
-        rows += [[l, t, p, o] for t, p, o in zip(T, mp, mo, strict=True)]
-        (line,) = ax.plot(T, mp, label=f"proposed, l={l}")
-        ax.plot(T, mo, "--", color=line.get_color(), label=f"original, l={l}")
-    ax.set(xlabel="deadline T", ylabel="normalised MSE", title="(a) m=N=20, δ=4")
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "a_mse_vs_deadline.png", dpi=120)
-    _write(out_dir / "a_mse_vs_deadline.csv", ["l", "T", "nmse_proposed", "nmse_original"], rows)
-    return {}
-
-
-def panel_b(out_dir, trials, rng, plt) -> dict:
-    rows, ratios = [], {}
-    fig, axes = plt.subplots(1, len(DELTAS), figsize=(10, 4))
-    for ax, delta in zip(axes, DELTAS, strict=True):
-        for name, a in graphs(delta, rng).items():
-            times = chunk_times(trials, M, delta, rng)
-            stats = []
-            for l in range(1, delta):
-                tp = completion_time_partial(a, l, times)
-                to = completion_time_original(a, l, times)
-                both = np.isfinite(tp) & np.isfinite(to)
-                (mp, sp), (mo, so) = _mean_se(tp[both]), _mean_se(to[both])
-                ratio = float(np.mean(tp[both] / to[both])) if both.any() else float("nan")
-                ratios[f"delta={delta},{name},l={l}"] = ratio
-                fin_p, fin_o = np.isfinite(tp).mean(), np.isfinite(to).mean()
-                rows.append([delta, name, l, mp, sp, mo, so, ratio, fin_p, fin_o])
-                stats.append((l, mp, sp, mo, so))
-            ls, mp, sp, mo, so = map(np.array, zip(*stats, strict=True))
-            ax.errorbar(ls, mp, sp, marker="o", capsize=3, label=f"proposed, {name}")
-            ax.errorbar(ls, mo, so, marker="s", ls="--", capsize=3, label=f"original, {name}")
-        ax.set(xlabel="l", ylabel="exact completion time", title=f"(b) m=N=20, δ={delta}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "b_completion_vs_l.png", dpi=120)
-    header = ["delta", "graph", "l", "proposed_mean", "proposed_se", "original_mean"]
-    header += ["original_se", "mean_ratio", "finite_proposed", "finite_original"]
-    _write(out_dir / "b_completion_vs_l.csv", header, rows)
-    return {"completion_ratio_proposed_over_original": ratios}
-
-
-def panel_c(out_dir, trials, rng, plt, n_random: int = 20) -> dict:
-    rows, out = [], {}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for delta in DELTAS:
-        opt = graphs(delta, rng)["circulant"]
-        rands = [random_order(opt.A, rng) for _ in range(n_random)]
-        times = chunk_times(trials, M, delta, rng)
-        per = max(1, trials // n_random)
-        q_o, q_r, t_o, t_r = [], [], [], []
-        for l in range(1, delta):
-            q_o.append(qmax(opt, l))
-            q_r.append(float(np.mean([qmax(r, l) for r in rands])))
-            tp = completion_time_partial(opt, l, times)
-            tr = np.concatenate(
-                [
-                    completion_time_partial(r, l, times[k * per : (k + 1) * per])
-                    for k, r in enumerate(rands)
-                ]
-            )
-            t_o.append(_mean_se(tp)[0])
-            t_r.append(_mean_se(tr)[0])
-            rows.append([delta, l, q_o[-1], q_r[-1], t_o[-1], t_r[-1]])
-        out[f"delta={delta}"] = {"qmax_optimal_l1": q_o[0], "qmax_random_mean_l1": q_r[0]}
-        ls = np.arange(1, delta)
-        axes[0].plot(ls, q_o, "o-", label=f"optimal, δ={delta}")
-        axes[0].plot(ls, q_r, "s--", label=f"random, δ={delta}")
-        axes[1].plot(ls, t_o, "o-", label=f"optimal, δ={delta}")
-        axes[1].plot(ls, t_r, "s--", label=f"random, δ={delta}")
-    axes[0].set(xlabel="l", ylabel="Qmax_l", title="(c) worst-case work to decode")
-    axes[1].set(xlabel="l", ylabel="mean exact completion time", title="(c) completion time")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "c_ordering.png", dpi=120)
-    header = ["delta", "l", "qmax_optimal", "qmax_random_mean", "time_optimal", "time_random"]
-    _write(out_dir / "c_ordering.csv", header, rows)
-    return {"ordering": out}
+def deadlines(delta: int) -> np.ndarray:
+    """Deadlines of the NMSE panels: 0 .. 3.5 delta (a worker's list takes 2 delta on average)."""
+    return np.linspace(0, 3.5 * delta, 57)
 
 
 def round_sig(x: np.ndarray, digits: int) -> np.ndarray:
@@ -200,39 +248,51 @@ def interpolation_error(degree: int, digits: int, trials: int, rng: np.random.Ge
     return float(np.median(np.linalg.norm(est - coef, axis=0) / np.linalg.norm(coef, axis=0)))
 
 
-def panel_d(out_dir, rng, plt, trials: int = 100) -> dict:
-    rows, fig, ax = [], *plt.subplots(figsize=(6, 4))
-    digits = np.arange(4, 17)
-    for degree in (20, 25, 30):
-        err = [interpolation_error(degree, int(k), trials, rng) for k in digits]
-        rows += [[degree, int(k), e] for k, e in zip(digits, err, strict=True)]
-        ax.semilogy(digits, err, "o-", label=f"degree {degree}")
-    ax.set(xlabel="decimal digits kept", ylabel="median relative error")
-    ax.set_title("(d) Vandermonde interpolation, Chebyshev nodes")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "d_vandermonde.png", dpi=120)
-    _write(out_dir / "d_vandermonde.csv", ["degree", "digits", "median_rel_error"], rows)
-    return {"vandermonde_error_16_digits": {str(r[0]): r[2] for r in rows if r[1] == 16}}
+def run(out_dir: pathlib.Path, trials=None, rng=None, cfg: Config | None = None) -> dict:
+    """Write panels (a)-(e) and ``traffic.csv`` into ``out_dir``; return headline numbers.
 
-
-def run(out_dir: pathlib.Path, trials: int, rng: np.random.Generator) -> dict:
-    """Write panels (a)-(d) as PNG + CSV into ``out_dir``; return headline numbers."""
-    if not isinstance(trials, (int, np.integer)) or trials < 2:
-        raise ValueError(f"trials must be an integer >= 2, got {trials!r}")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    ``run(out_dir, trials, rng)`` keeps the old call form (default settings).
+    """
+    if cfg is None:
+        if not isinstance(trials, (int, np.integer)) or trials < 2:
+            raise ValueError(f"trials must be an integer >= 2, got {trials!r}")
+        cfg = Config(trials=int(trials))
+    rng = np.random.default_rng(0) if rng is None else rng
+    from .plotting import plt
+    from .ramamoorthy2024_panels import panel_a, panel_b, panel_c, panel_d, panel_e
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"trials": int(trials)}
+    summary: dict = {"trials": cfg.trials, "settings": _settings(cfg)}
     try:
-        for panel in (panel_a, panel_b, panel_c):
-            summary.update(panel(out_dir, trials, rng, plt))
+        for panel in (panel_a, panel_b, panel_c, panel_e):
+            summary.update(panel(out_dir, cfg, rng, plt))
         summary.update(panel_d(out_dir, rng, plt))
     finally:
         plt.close("all")
     summary["files"] = sorted(p.name for p in out_dir.iterdir() if p.suffix in (".png", ".csv"))
     return summary
+
+
+def _settings(cfg: Config) -> dict:
+    return {
+        "m": cfg.m,
+        "N": cfg.N,
+        "deltas": list(cfg.deltas),
+        "failures": f"{cfg.failures} (max_fail={cfg.max_fail})",
+        "chunk_model": cfg.chunk_model,
+        "latency": cfg.comm.latency,
+        "bandwidth": cfg.comm.bandwidth,
+    }
+
+
+__all__ = [
+    "Config",
+    "FixedCode",
+    "chunk_times",
+    "graphs",
+    "mean_std",
+    "qmax",
+    "random_order",
+    "run",
+]
