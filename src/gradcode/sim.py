@@ -131,5 +131,6 @@ def simulate_model(
     """
     if getattr(code, "chunked", False):
         width = max(len(p) for p in code.placement)
-        return simulate(code, model.sample_chunks(rng, rounds, code.n, width), deadline)
+        chunks = model.sample_chunks(rng, rounds, code.n, width) * getattr(code, "chunk_load", 1.0)
+        return simulate(code, chunks, deadline)
     return simulate(code, model.sample(rng, rounds, code.n, load=code.load), deadline)

@@ -112,23 +112,24 @@ def test_local_backend_trains_exactly_and_respects_the_tolerance():
     from ..runtime.helpers import oracle
 
     for variant in ("cyclic", "replication"):
-        sch = build(variant, 6, 1, 4)  # tolerates 4 / 2 = 2x
+        sch = build(variant, 6, 2, 6)  # tolerates 6 / 3 = 2x; a piece takes 1/4 time unit
+        assert sch.chunk_load == 0.25
         cfg = LoopConfig(rounds=6, optimizer=OptimizerConfig(lr=1.0), eval_every=3)
         for kappa, exact in ((2.0, True), (2.5, False)):
-            model = PersistentSlow(AdditivePause(1.0, 0.0, 0.0), k=1, kappa=kappa)
+            model = PersistentSlow(AdditivePause(1.0, 0.0, 0.0), k=2, kappa=kappa)
             orc = oracle(sch.k)
-            cl = LocalCluster(sch, orc, Schedule(model, 0, cfg.rounds, 6), deadline=4.0)
+            cl = LocalCluster(sch, orc, Schedule(model, 0, cfg.rounds, 6), deadline=1.5)
             res = train(sch, cl, orc, cfg)
             assert all(h["exact"] == exact for h in res.history), (variant, kappa)
         # Without a deadline it trains to the same weights as plain gradient descent.
         orc = oracle(sch.k)
-        model = PersistentSlow(AdditivePause(1.0, 0.0, 0.0), k=1, kappa=3.0)
+        model = PersistentSlow(AdditivePause(1.0, 0.0, 0.0), k=2, kappa=3.0)
         res = train(sch, LocalCluster(sch, orc, Schedule(model, 0, 6, 6)), orc, cfg)
         w = orc.initial_weights()
         for _ in range(6):
             w = w - 1.0 * orc.full_gradient(w)
         np.testing.assert_allclose(res.weights, w, atol=1e-9)
-        assert all(h["duration"] == pytest.approx(6.0) for h in res.history)  # 3 x 2 unique
+        assert all(h["duration"] == pytest.approx(2.25) for h in res.history)  # 3 x 3 x 1/4
 
 
 @pytest.mark.parametrize(("variant", "n", "s", "p"), VARIANTS)

@@ -20,7 +20,9 @@ Construction (``n`` workers, ``s`` stragglers, ``p`` pieces per worker, ``p >= s
   ``n - s`` (cyclic) or one per group (replication), and outputs
   ``sum_w msg1_w + sum_w a_w msg2_w``, the exact full gradient.
 
-Slowdown tolerated.  With one time unit per piece, a normal worker finishes at
+Slowdown tolerated.  With one time unit per piece (the backends scale a
+piece's time by :attr:`TandonPartial.chunk_load` ``= 1 / (p - s)``, its share of
+a GC partition), a normal worker finishes at
 ``p``.  A worker slowed by ``kappa`` sends message 1 at ``kappa (p - s - 1)``,
 which is no later than ``p`` iff ``kappa <= p / (p - s - 1)``; so with at most
 ``s`` such workers (their messages 2 are not needed) the round still ends at
@@ -101,6 +103,9 @@ class TandonPartial:
             for w in range(n)
         )
         self.load = self.p
+        #: A piece is ``1 / (p - s)`` of a GC partition (``n`` partitions = the data), so
+        #: backends scale its compute time by this; the whole list is ``p / (p - s)``.
+        self.chunk_load = 1.0 / (self.p - s)
         B = np.zeros((n, self.k))
         for w in range(n):
             B[w, list(self.placement[w][: self.unique])] = 1.0

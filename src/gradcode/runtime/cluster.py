@@ -181,6 +181,7 @@ class LocalCluster:
         sch = self.scheme
         width = max(len(p) for p in sch.placement)
         chunk_times = self.schedule.chunk_times(t, width)  # (n, width), unit load each
+        chunk_times = chunk_times * getattr(sch, "chunk_load", 1.0)  # smaller pieces: less time
         finish = np.cumsum(chunk_times, axis=1)
         full = float(sch.chunk_completion_time(chunk_times[None])[0])
         duration, ready = full, bool(np.isfinite(full))
