@@ -191,3 +191,14 @@ def test_bad_parameters():
         from gradcode.codes.protocol import Message
 
         sch.master_update(None, 0, [Message(0, 0, np.ones(2), (0, 8), (0, 0))])
+
+
+def test_partial_scheme_chunk_message_takes_torch_tensors():
+    torch = pytest.importorskip("torch")
+    sch = make_scheme("partial", 5, 1, rng=np.random.default_rng(0), l=2)
+    g = np.random.default_rng(0).standard_normal(6)
+    a = sch.chunk_message(1, 0, sch.placement[1][0], g).vector
+    b = sch.chunk_message(1, 0, sch.placement[1][0], torch.from_numpy(g)).vector
+    assert isinstance(b, torch.Tensor)
+    np.testing.assert_allclose(b.numpy(), a)
+    np.testing.assert_allclose(a, sch.code.piece(1, g))
