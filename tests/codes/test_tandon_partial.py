@@ -6,10 +6,13 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gradcode.codes import TandonPartial, make_scheme
 from gradcode.comm import CommModel, simulate_chunked
 
+VARIANTS_ONLY = ("cyclic", "replication")
 VARIANTS = [
     ("cyclic", 5, 1, 4),
     ("cyclic", 6, 2, 6),
@@ -202,3 +205,19 @@ def test_partial_scheme_chunk_message_takes_torch_tensors():
     assert isinstance(b, torch.Tensor)
     np.testing.assert_allclose(b.numpy(), a)
     np.testing.assert_allclose(a, sch.code.piece(1, g))
+
+
+@given(st.integers(2, 9), st.data())
+@settings(max_examples=40, deadline=None)
+def test_property_exact_from_any_n_minus_s_messages_2(n, data):
+    s = data.draw(st.integers(0, n - 1))
+    p = data.draw(st.integers(s + 2, s + 5))
+    variant = data.draw(st.sampled_from(VARIANTS_ONLY))
+    if variant == "replication" and n % (s + 1):
+        return
+    sch = TandonPartial(n, s, p=p, variant=variant, rng=np.random.default_rng(n))
+    stragglers = data.draw(st.sets(st.integers(0, n - 1), max_size=s))
+    G = np.random.default_rng(p).standard_normal((sch.k, 3))
+    _, upd = sch.master_update(None, 0, all_messages(sch, G, skip2=stragglers))
+    assert upd.exact
+    np.testing.assert_allclose(upd.gradient, G.sum(axis=0), rtol=1e-6, atol=1e-6)

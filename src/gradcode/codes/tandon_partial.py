@@ -41,6 +41,17 @@ or one per segment, Tandon's transport); :meth:`master_update` accepts both
 and uses a segment only once all of its pieces have arrived, so both decode
 the same gradient at the same time.
 
+Backend contract (what the local backend does and a Ray backend must do):
+worker ``w`` computes ``placement[w]`` in order, each piece taking
+``chunk_load`` times a unit chunk's time, and sends ``chunk_message`` per
+piece (or, to use Tandon's two-message transport, the sum of those payloads
+at each position of :meth:`message_ends` as one message whose
+``partitions`` are the pieces it covers, i.e. :meth:`segment_message`); the
+master records the ``(piece, worker)`` pairs of every message received,
+stops once :meth:`ready` holds (or at a deadline; a dead worker's stream
+just ends), and calls :meth:`master_update` with the messages.  Late
+messages are not used (``uses_late = False``).
+
 Example (n = 3, s = 1, p = 3: 6 pieces, one unique per worker)::
 
     >>> import numpy as np
