@@ -130,7 +130,7 @@ REGISTRY: dict[str, SchemeInfo] = {
             TandonPartial,
             True,
             "partial stragglers: unique part uncoded + GC shared part, 2 messages",
-            "Tandon et al. ICML 2017 (Sec. 6)",
+            "Tandon et al. ICML 2017 (partial stragglers)",
             takes_rng=True,
             stateful=True,
         ),

@@ -1,7 +1,7 @@
 """Gradient coding for partial stragglers with two messages per round (Tandon et al.).
 
 Tandon, Lei, Dimakis, Karampatziakis, "Gradient Coding: Avoiding Stragglers in
-Distributed Learning", ICML 2017, Section 6 ("partial stragglers"): workers
+Distributed Learning", ICML 2017, the partial-straggler extension: workers
 that are slower by a bounded factor, not dead, still contribute.
 
 Construction (``n`` workers, ``s`` stragglers, ``p`` pieces per worker, ``p >= s + 2``):
