@@ -68,3 +68,24 @@ def test_chunked_simulator_validates_shapes():
         simulate(sch, np.ones((3, 6)))
     with pytest.raises(ValueError, match="non-negative"):
         simulate(sch, -np.ones((3, 6, 2)))
+
+
+@pytest.mark.parametrize(("name", "opts"), [("tandon_partial", {}), ("partial", {"l": 2})])
+def test_segment_messages_decode_like_per_piece_messages(name, opts):
+    from gradcode.comm import segment_messages
+
+    sch = make_scheme(name, 6, 1, rng=np.random.default_rng(0), **opts)
+    G = np.random.default_rng(2).standard_normal((sch.k, 4))
+    rng = np.random.default_rng(3)
+    per_piece, segmented = [], []
+    for w in range(6):
+        plan = sch.placement[w]
+        done = plan[: len(plan) - int(rng.integers(0, 2))] if w in (1, 4) else plan
+        per_piece += [sch.chunk_message(w, 0, c, G[c]) for c in done]
+        segmented += segment_messages(sch, w, 0, [(c, G[c]) for c in done])
+    expect = 2 * 6 if name == "tandon_partial" else len(per_piece)
+    assert len(segmented) <= expect
+    _, a = sch.master_update(None, 0, per_piece)
+    _, b = sch.master_update(None, 0, segmented)
+    assert a.exact == b.exact
+    np.testing.assert_allclose(a.gradient, b.gradient, atol=1e-12)

@@ -118,6 +118,34 @@ def arrival_increments(scheme, times: np.ndarray, comm: CommModel | None = None)
     return inc
 
 
+def segment_messages(scheme, worker: int, t: int, pieces) -> list:
+    """One message per entry of ``scheme.message_ends(worker)`` from finished pieces.
+
+    ``pieces`` lists ``(chunk, grad)`` in processing order (a prefix of
+    ``placement[worker]``).  Each message is the sum of the pieces'
+    ``chunk_message`` payloads (``+`` only: NumPy arrays or torch tensors)
+    with ``partitions`` = the pieces it covers; a message whose last piece is
+    not finished is not sent.  This is the transport a backend uses to send
+    Tandon's two messages instead of one message per piece; for
+    :class:`~gradcode.codes.partial_scheme.PartialScheme` it is one message per chunk.
+    """
+    from .codes.protocol import Message
+
+    out, start = [], 0
+    done = len(pieces)
+    for pos, _ in scheme.message_ends(worker):
+        if pos >= done:
+            break
+        total = None
+        for chunk, grad in pieces[start : pos + 1]:
+            v = scheme.chunk_message(worker, t, chunk, grad).vector
+            total = v if total is None else total + v
+        chunks = tuple(c for c, _ in pieces[start : pos + 1])
+        out.append(Message(worker, t, total, chunks, (t,) * len(chunks)))
+        start = pos + 1
+    return out
+
+
 @dataclass(frozen=True)
 class Traffic:
     """Uplink cost of one protocol, per round (means over rounds).

@@ -46,7 +46,8 @@ worker ``w`` computes ``placement[w]`` in order, each piece taking
 ``chunk_load`` times a unit chunk's time, and sends ``chunk_message`` per
 piece (or, to use Tandon's two-message transport, the sum of those payloads
 at each position of :meth:`message_ends` as one message whose
-``partitions`` are the pieces it covers, i.e. :meth:`segment_message`); the
+``partitions`` are the pieces it covers: :meth:`segment_message`, or
+:func:`gradcode.comm.segment_messages` for any chunked scheme); the
 master records the ``(piece, worker)`` pairs of every message received,
 stops once :meth:`ready` holds (or at a deadline; a dead worker's stream
 just ends), and calls :meth:`master_update` with the messages.  Late
