@@ -35,8 +35,8 @@ engine: the simulator and the runtime drive the very same objects.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import InitVar, dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -58,7 +58,10 @@ class Decoding:
             workers, columns restricted to the partitions they cover): the
             ratio of its largest to its smallest *non-zero* singular value,
             which bounds the float error of the least-squares decoder
-            (duplicate rows, as in FRC, do not make it infinite).
+            (duplicate rows, as in FRC, do not make it infinite).  Pass a
+            number, or a zero-argument callable that computes it: it is then
+            evaluated on first access only (an ``O(n^3)`` SVD that the
+            null-space decoder does not otherwise need) and remembered.
         max_abs_weight: ``max |a_i|``; large values amplify float error.
     """
 
@@ -66,14 +69,15 @@ class Decoding:
     used: tuple[int, ...]
     exact: bool
     residual: float
-    cond: float
+    cond: InitVar[float | Callable[[], float]]
     max_abs_weight: float
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, cond) -> None:
         # Plain Python scalars: readable reprs and JSON-serialisable logs.
         object.__setattr__(self, "exact", bool(self.exact))
-        for field in ("residual", "cond", "max_abs_weight"):
+        for field in ("residual", "max_abs_weight"):
             object.__setattr__(self, field, float(getattr(self, field)))
+        object.__setattr__(self, "_cond", cond if callable(cond) else float(cond))
 
     def combine(self, messages: np.ndarray | dict[int, np.ndarray]) -> np.ndarray:
         """Output ``sum_i a_i m_i``.
@@ -95,6 +99,16 @@ class Decoding:
         messages = np.asarray(messages)
         idx = list(self.used)
         return self.weights[idx] @ messages[idx]
+
+
+def _lazy_cond(self: Decoding) -> float:
+    if callable(self._cond):
+        object.__setattr__(self, "_cond", float(self._cond()))
+    return self._cond
+
+
+# Set after the dataclass is built, so ``cond`` stays a positional InitVar of ``__init__``.
+Decoding.cond = property(_lazy_cond, doc="Effective ``cond(B_K)``, computed on first access.")
 
 
 def residual_of(weights: np.ndarray, B: np.ndarray) -> float:
@@ -164,7 +178,11 @@ class GradientCode:
     name: ClassVar[str] = "linear"
     #: Does the scheme promise exact recovery from any ``n - s`` workers?
     exact_design: ClassVar[bool] = True
-    cache_size: ClassVar[int] = 8192
+    #: Memory budget of the per-pattern decode cache.  An entry (frozenset key,
+    #: weights, used tuple) takes about ``64 n + 1024`` bytes, so the entry
+    #: count adapts to ``n``: ~100k at n = 24, ~4k at n = 1000.  A fixed count
+    #: (formerly 8192) thrashed at n = 48 already, making warm passes as slow as cold.
+    cache_bytes: ClassVar[int] = 256 * 2**20
 
     def __init__(self, B: np.ndarray, s: int) -> None:
         B = np.array(B, dtype=float)
@@ -180,6 +198,8 @@ class GradientCode:
             tuple(int(j) for j in np.flatnonzero(B[i])) for i in range(n)
         )
         self._cache: OrderedDict[frozenset, Decoding] = OrderedDict()
+        #: Patterns the LRU cache holds (from :attr:`cache_bytes`).
+        self.cache_size = max(1024, self.cache_bytes // (64 * n + 1024))
 
     # --- placement and work -------------------------------------------------
     @property
@@ -214,8 +234,8 @@ class GradientCode:
         """Decode from the workers in ``arrived`` (any order, duplicates ignored).
 
         Results are cached per arrival pattern (a ``frozenset`` key, LRU of
-        ``cache_size`` entries), so a pattern seen before costs one hash and
-        one dictionary lookup.
+        :attr:`cache_size` entries), so a pattern seen before costs one hash
+        and one dictionary lookup.
         """
         key = frozenset(arrived)
         hit = self._cache.get(key)
@@ -307,17 +327,20 @@ def _batch_by_pattern(code: GradientCode, used: np.ndarray) -> tuple[np.ndarray,
     return exact[inverse], residual[inverse]
 
 
-def mds_batch(code: GradientCode, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mds_batch(
+    code: GradientCode, used: np.ndarray, rest: Callable | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Batch decode for codes exact from ANY ``n - s`` workers (crc, cyclic_mds).
 
     Rows with at least ``n - s`` workers are exact by the code's design (and
-    the exhaustive tests); only the others are decoded pattern by pattern.
+    the exhaustive tests); only the others are decoded, by ``rest(used)``
+    (default: pattern by pattern through the cache).
     """
     used = np.asarray(used, dtype=bool)
     enough = used.sum(axis=1) >= code.n - code.s
     exact = enough.copy()
     residual = np.zeros(len(used))
     if (~enough).any():
-        e, r = _batch_by_pattern(code, used[~enough])
+        e, r = (rest or (lambda u: _batch_by_pattern(code, u)))(used[~enough])
         exact[~enough], residual[~enough] = e, r
     return exact, residual

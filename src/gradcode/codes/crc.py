@@ -15,9 +15,11 @@ one any ``n - s`` rows are independent and so span it, hence the exact
 full gradient is decodable from any ``n - s`` workers.
 
 We draw a few ``H`` and keep the best-scaled ``B`` (see :func:`crc_matrix`).
-Decoding solves ``a B_K = 1`` by least squares on the survivors, cached per
-straggler pattern.  Random ``H`` gives poorly conditioned ``B_K`` for larger
-``n`` and ``s`` (see :mod:`gradcode.codes.cyclic_mds` for a stable code).
+Decoding finds the minimum-norm ``a`` with ``a B_K = 1`` through the left
+null space of ``B`` (:mod:`gradcode.codes.nullspace`: one ``s x s`` solve and
+one refinement step per straggler pattern, cached per pattern).  Random ``H``
+gives poorly conditioned ``B_K`` for larger ``n`` and ``s`` (see
+:mod:`gradcode.codes.cyclic_mds` for a stable code).
 
 Example::
 
@@ -34,7 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GradientCode, check_ns, cyclic_support, mds_batch
+from .base import Decoding, GradientCode, check_ns, cyclic_support, mds_batch
+from .nullspace import batch_null_space, decode_null_space
 
 
 def crc_matrix(n: int, s: int, rng: np.random.Generator, candidates: int = 8) -> np.ndarray:
@@ -75,5 +78,9 @@ class CRC(GradientCode):
         rng = np.random.default_rng(0) if rng is None else rng
         super().__init__(crc_matrix(n, s, rng, candidates), s)
 
+    def _decode(self, workers: list[int]) -> Decoding:
+        # Rows span the (n - s)-dim null(H): the left null space has dimension s.
+        return decode_null_space(self, workers, rank=self.n - self.s)
+
     def decode_batch(self, used):
-        return mds_batch(self, used)
+        return mds_batch(self, used, lambda u: batch_null_space(self, u, rank=self.n - self.s))

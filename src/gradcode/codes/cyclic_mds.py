@@ -26,6 +26,9 @@ centred on ``w^{n/2} = -1``) avoids ``0`` and is an integer exactly when
 on ``1`` and contain ``0``, so no real code of this family exists: we raise a
 clear error (use ``crc``, or change ``s`` by one).  ``s = 0`` is ``B = I``.
 
+Decoding goes through the left null space of ``B`` (:mod:`gradcode.codes.nullspace`:
+one ``s x s`` solve per straggler pattern instead of an SVD of ``B_K``).
+
 Why stable: the roots are evenly spaced on the unit circle, so the
 sub-matrices ``B_K`` are far better conditioned than the random ``B`` of
 ``crc``; in float32 the decoded gradient is orders of magnitude closer to the
@@ -43,7 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GradientCode, check_ns, mds_batch
+from .base import Decoding, GradientCode, check_ns, mds_batch
+from .nullspace import batch_null_space, decode_null_space
 
 
 def is_real_valued(n: int, s: int) -> bool:
@@ -80,5 +84,9 @@ class CyclicMDS(GradientCode):
     def __init__(self, n: int, s: int) -> None:
         super().__init__(cyclic_mds_matrix(n, s), s)
 
+    def _decode(self, workers: list[int]) -> Decoding:
+        # Rows span the (n - s)-dim null(H): the left null space has dimension s.
+        return decode_null_space(self, workers, rank=self.n - self.s)
+
     def decode_batch(self, used):
-        return mds_batch(self, used)
+        return mds_batch(self, used, lambda u: batch_null_space(self, u, rank=self.n - self.s))
