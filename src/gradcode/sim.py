@@ -6,7 +6,10 @@ objects the runtime uses -- through three vectorised hooks:
 * ``code.completion_time(times)``: earliest time ``code.ready`` holds;
 * ``code.decode_batch(used)``: exactness and residual per arrival pattern
   (closed forms, or one cached decode per distinct pattern);
-* ``code.load``: partitions each worker processes per round.
+* ``code.load``: partitions each worker processes per round;
+* ``code.simulate_rounds(times)`` for sequential schemes only (round ``t``
+  depends on earlier rounds), returning plain arrays, so :mod:`gradcode.codes`
+  never imports the simulator.
 
 Given worker finishing times ``T`` of shape ``(rounds, n)`` (``inf`` = never
 reports), round ``r`` ends at ``t_r = completion_time(T[r])`` -- or, with a
@@ -83,7 +86,10 @@ def simulate(
 ) -> SimResult:
     """Simulate rounds given each worker's finishing time ``(rounds, n)``.
 
-    Extra leading axes (e.g. trials x rounds) are flattened.  Optional
+    Extra leading axes (e.g. trials x rounds) are flattened in the result.
+    For sequential schemes (``code.sequential``: round ``t`` depends on earlier
+    rounds, as in SR-SGC) they are independent trials: every trial starts
+    from a fresh plan, through the scheme's ``simulate_rounds`` hook.  Optional
     ``comm`` (a :class:`gradcode.comm.CommModel`) adds each message's send
     time ``latency + size / bandwidth``.  Chunked (streaming) schemes take
     per-chunk times ``(rounds, n, chunks)`` (:func:`gradcode.comm.simulate_chunked`).
@@ -94,7 +100,10 @@ def simulate(
         return simulate_chunked(code, worker_times, deadline, comm)
     T = np.asarray(worker_times, dtype=float)
     if getattr(code, "sequential", False):  # rounds depend on earlier rounds
-        return code.simulate(T, deadline)
+        if comm is not None:  # one message per worker and round
+            T = T + comm.send_time(getattr(code, "message_size", 1.0))
+        times, used, exact, residual = code.simulate_rounds(T, deadline)
+        return SimResult(code.name, times, used, exact, residual)
     if T.shape[-1] != code.n:
         raise ValueError(f"worker_times has {T.shape[-1]} columns but the code has n={code.n}")
     T = T.reshape(-1, code.n)

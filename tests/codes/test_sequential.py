@@ -166,3 +166,57 @@ def test_under_bursty_stragglers_sr_sgc_rounds_beat_gc():
     a, b = simulate(sr, unit * sr.load), simulate(crc, unit * crc.load)
     assert a.exact.all() and b.exact.all()
     assert a.times.mean() < 0.8 * b.times.mean()
+
+
+def reference_simulation(sch, T):
+    """The plan-object loop (stop / advance / by_job, as the local backend drives it)."""
+    plan = sch.init_plan()
+    dur, ok = np.empty(len(T)), np.ones(len(T), dtype=bool)
+    for t in range(len(T)):
+        dur[t], _ = sch.stop(plan, t, T[t])
+        plan = sch.advance(plan, t, sch.by_job(plan, t, np.flatnonzero(T[t] <= dur[t])))
+        ok[t] = not plan.lost
+    return dur, ok
+
+
+@pytest.mark.parametrize(
+    "n,lam,B,W,patience",
+    [(6, 2, 1, 2, 1.0), (6, 2, 1, 2, 1.5), (8, 3, 2, 3, 1.2), (12, 4, 1, 3, 1), (24, 6, 3, 5, 1.1)],
+)
+def test_array_simulation_equals_the_plan_loop(n, lam, B, W, patience):
+    """The array-based simulator is the round rule of stop/advance, round for round,
+    including crashes (inf), ties and bursts that force reattempts."""
+    sch = SRSGC(n, lam, B=B, W=W, patience=patience)
+    rng = np.random.default_rng(n + B)
+    for trial in range(6):
+        T = 1 + rng.exponential(1.0, (80, n))
+        T[rng.random(T.shape) < 0.15] *= 5  # bursts: deferrals and reattempts
+        if trial % 2:
+            T[rng.random(T.shape) < 0.03] = np.inf
+            T[rng.integers(80), :] = np.inf  # nobody reports in one round
+        if trial == 4:
+            T = np.round(T)  # ties
+        dur, ok = reference_simulation(sch, T)
+        res = simulate(sch, T)
+        np.testing.assert_array_equal(res.times, dur)
+        np.testing.assert_array_equal(res.exact, ok)
+        np.testing.assert_array_equal(res.used, T <= dur[:, None])
+
+
+def test_each_trial_starts_from_a_fresh_plan():
+    """(trials, rounds, n) are independent trials: a reattempt owed at the end of one
+    trial must not carry into the next (it did when trials were one long sequence)."""
+    sch = SRSGC(6, 2, B=1, W=2, patience=1.0)
+    T = np.tile(np.arange(1.0, 7.0), (5, 1))  # golden above: times 4, 5, 6, 4, 5
+    alone = simulate(sch, T)
+    both = simulate(sch, np.stack([T, T]))
+    np.testing.assert_array_equal(both.times, np.concatenate([alone.times, alone.times]))
+    np.testing.assert_array_equal(both.times[:5], [4.0, 5.0, 6.0, 4.0, 5.0])
+    rng = np.random.default_rng(0)
+    trials = 1 + rng.exponential(1.0, (4, 30, 12))
+    sch = SRSGC(12, 4, B=2, W=3)
+    res = simulate(sch, trials)
+    for k in range(4):
+        one = simulate(sch, trials[k])
+        np.testing.assert_array_equal(res.times[30 * k : 30 * (k + 1)], one.times)
+        np.testing.assert_array_equal(res.exact[30 * k : 30 * (k + 1)], one.exact)

@@ -296,27 +296,127 @@ class SRSGC:
 
     # ---------------------------------------------------------------- simulation
 
-    def simulate(self, worker_times: np.ndarray, deadline: float | None = None):
-        """Round durations etc. for ``(rounds, n)`` times (sequential: one loop over rounds)."""
-        from ..sim import SimResult
+    def simulate_rounds(self, worker_times: np.ndarray, deadline: float | None = None):
+        """``(times, used, exact, residual)`` for worker times ``(..., rounds, n)``.
 
-        T = np.asarray(worker_times, dtype=float).reshape(-1, self.n)
+        Leading axes are independent trials: each starts from a fresh plan.
+        The same rule as :meth:`stop` and :meth:`advance` (tested against them),
+        on arrays: everything that does not depend on the plan (order
+        statistics, the round end when nobody owes a reattempt, arrival counts)
+        is computed for all rounds at once; the loop over rounds keeps only
+        integers and small tuples, and touches a row of ``T`` only in rounds
+        that defer a job or owe a reattempt.  ``exact[t]`` is False when job
+        ``t - B`` is lost in round ``t``.
+        """
         if deadline is not None:
             raise ValueError("sr_sgc has no deadline mode (its rounds wait for reattempts)")
-        plan = self.init_plan()
-        rounds = T.shape[0]
-        dur = np.empty(rounds)
-        used = np.zeros(T.shape, dtype=bool)
-        ok = np.ones(rounds, dtype=bool)
-        for t in range(rounds):
-            dur[t], _ = self.stop(plan, t, T[t])
-            used[t] = T[t] <= dur[t]
-            plan = self.advance(plan, t, self.by_job(plan, t, np.flatnonzero(used[t])))
-            ok[t] = not plan.lost
-        return SimResult(self.name, dur, used, ok, np.where(ok, 0.0, 1.0))
+        T = np.asarray(worker_times, dtype=float)
+        n = self.n
+        if T.shape[-1] != n:
+            raise ValueError(f"worker_times has {T.shape[-1]} columns but the code has n={n}")
+        rounds = T.shape[-2] if T.ndim >= 2 else 1
+        T = T.reshape(-1, n)
+        if np.isnan(T).any() or (T < 0).any():
+            raise ValueError("worker times must be non-negative numbers (inf = never reports)")
+        pre = _precompute(T, n - self.s, n - self.s_code, self.patience, top=self.s_code + 17)
+        dur = pre["dur0"].copy()
+        ok = np.ones(len(T), dtype=bool)
+        for start in range(0, len(T), max(rounds, 1)):
+            self._trial(T, pre, start, min(start + rounds, len(T)), dur, ok)
+        used = T <= dur[:, None]
+        return dur, used, ok, np.where(ok, 0.0, 1.0)
+
+    def _trial(self, T, pre, start, stop, dur, ok) -> None:
+        """One trial (rounds ``start .. stop - 1``), from a fresh plan; fills ``dur``, ``ok``."""
+        n, sc, B = self.n, self.s_code, self.B
+        count0, cnt, end0, maxf = pre["count0"], pre["cnt"], pre["end0"], pre["maxf"]
+        top_v, top_i = pre["top_v"], pre["top_i"]
+        pending: dict[int, int] = {}  # deferred job -> results received so far
+        reattempt: dict[int, tuple[int, ...]] = {}  # deferred job -> who recomputes it
+        for g in range(start, stop):
+            t = g - start
+            busy = reattempt.pop(t - B, ())
+            if not busy:  # the common case: nothing owed, everything precomputed
+                got = count0[g]
+            else:
+                row = T[g]
+                owed = row[list(busy)]
+                if cnt[g] == 0:
+                    d = 0.0
+                elif np.isfinite(owed).all():
+                    end = end0[g]
+                    fresh = _kth_largest_skipping(top_v[g], top_i[g], busy, sc - len(busy) + 1)
+                    if fresh is None:  # too many owed workers among the slowest: do it directly
+                        rest = np.sort(np.delete(row, list(busy)))
+                        fresh = rest[n - sc - 1] if n - sc <= rest.size else np.inf
+                    if np.isfinite(fresh):
+                        end = min(end, fresh)
+                    d = max(end, float(owed.max()))
+                else:
+                    d = maxf[g]
+                dur[g] = d
+                answered = int(np.count_nonzero(owed <= d))
+                got = int(np.count_nonzero(row <= d)) - answered
+                job = t - B
+                if n - (pending.pop(job) + answered) > sc:
+                    ok[g] = False  # job t - B lost: its reattempts did not all arrive
+            missing = n - got
+            if missing > sc:  # defer job t: the fewest needed recompute it in round t + B
+                late = np.flatnonzero(T[g] > dur[g]).tolist()
+                if busy:
+                    late = sorted(set(late) - set(busy)) + sorted(busy)
+                reattempt[t] = tuple(late[: missing - sc])
+                pending[t] = got
 
     def completion_time(self, times):
         raise TypeError("sr_sgc rounds depend on past rounds: use SRSGC.simulate")
 
     def ready(self, arrived) -> bool:
         raise TypeError("sr_sgc rounds depend on past rounds: drive it with SRSGC.stop")
+
+
+def _precompute(T: np.ndarray, quorum_at: int, need: int, patience: float, top: int) -> dict:
+    """Per-round quantities of :meth:`SRSGC.stop` that do not depend on the plan.
+
+    ``dur0``/``count0``: the round end and the number of arrivals by then when
+    nobody owes a reattempt; ``top_v``/``top_i``: the ``top`` slowest times and
+    their workers, slowest first (for the need-th arrival among non-owing ones).
+    """
+    R, n = T.shape
+    finite = np.isfinite(T)
+    cnt = finite.sum(axis=1)
+    maxf = np.where(finite, T, -np.inf).max(axis=1)
+    quorum = np.partition(T, quorum_at - 1, axis=1)[:, quorum_at - 1]
+    quorum = np.where(cnt >= quorum_at, quorum, maxf)
+    end0 = np.where(T <= patience * quorum[:, None], T, -np.inf).max(axis=1)
+    fresh = np.partition(T, need - 1, axis=1)[:, need - 1]
+    dur0 = np.where(np.isfinite(fresh), np.minimum(end0, fresh), end0)
+    dur0 = np.where(cnt > 0, dur0, 0.0)
+    top = min(top, n)
+    idx = np.argpartition(T, n - top, axis=1)[:, n - top :]
+    vals = np.take_along_axis(T, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return {
+        "dur0": dur0,
+        "count0": (T <= dur0[:, None]).sum(axis=1).tolist(),
+        "cnt": cnt.tolist(),
+        "end0": end0.tolist(),
+        "maxf": maxf.tolist(),
+        "top_v": np.take_along_axis(vals, order, axis=1),
+        "top_i": np.take_along_axis(idx, order, axis=1),
+    }
+
+
+def _kth_largest_skipping(values, workers, skip, k: int) -> float | None:
+    """The ``k``-th largest of ``values`` over ``workers`` not in ``skip``
+    (``inf`` if ``k < 1``: not enough non-owing workers); ``None`` if the list is too short."""
+    if k < 1:
+        return np.inf
+    skip = set(skip)
+    for v, w in zip(values.tolist(), workers.tolist(), strict=True):
+        if w in skip:
+            continue
+        k -= 1
+        if k == 0:
+            return v
+    return None
