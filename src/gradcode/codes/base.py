@@ -242,9 +242,9 @@ class GradientCode:
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
-        workers = sorted({int(i) for i in arrived})
-        bad = [i for i in workers if not 0 <= i < self.n]
-        if bad:
+        workers = sorted(map(int, key))
+        if workers and not (0 <= workers[0] and workers[-1] < self.n):
+            bad = [i for i in workers if not 0 <= i < self.n]
             raise ValueError(f"worker ids {bad} out of range 0..{self.n - 1}")
         dec = self._decode(workers)
         self._cache[key] = dec

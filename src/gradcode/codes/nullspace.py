@@ -44,9 +44,11 @@ Tiny example (the 3-worker code of Tandon et al., Fig. 1)::
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .base import EXACT_TOL, Decoding, GradientCode, _batch_by_pattern, effective_cond, residual_of
+from .base import EXACT_TOL, Decoding, GradientCode, _batch_by_pattern, effective_cond
 
 #: Singular values of ``N_S`` (rows of an orthonormal basis, so <= 1) below
 #: this count as zero: the pattern loses a direction of the row space.
@@ -65,6 +67,9 @@ class NullSpaceDecoder:
         self.B = B
         self.n, self.k = B.shape
         self._Ur, self._sv, self._Vr = U[:, :rank], sv[:rank], Vt[:rank].T
+        nz = np.nonzero(B)  # a sparse B (cyclic codes: s + 1 per row) is applied as such
+        self._sparse = B.shape[0] >= 128 and len(nz[0]) <= 0.1 * B.size
+        self._rows, self._cols, self._vals = nz[0], nz[1], B[nz]
         #: Orthonormal basis of the left null space (``n x m``).
         self.N = np.ascontiguousarray(U[:, rank:])
         self.m = self.N.shape[1]
@@ -83,7 +88,15 @@ class NullSpaceDecoder:
 
     def pinv_apply(self, y: np.ndarray) -> np.ndarray:
         """``y B^+``: the minimum-norm ``x`` minimising ``||x B - y||``."""
+        # Two thin mat-vecs: more accurate than one with a precomputed B^+ (measured
+        # 1e-11 vs 1e-15 relative residual for cyclic_mds at n = 1000).
         return ((y @ self._Vr) / self._sv) @ self._Ur.T
+
+    def apply(self, a: np.ndarray) -> np.ndarray:
+        """``a B`` (through the non-zeros only, when ``B`` is sparse)."""
+        if self._sparse:
+            return np.bincount(self._cols, a[self._rows] * self._vals, minlength=self.k)
+        return a @ self.B
 
     # ----------------------------------------------------------------- per pattern
     def factor(self, S: np.ndarray) -> dict:
@@ -128,12 +141,44 @@ class NullSpaceDecoder:
 
     def weights(self, S: np.ndarray, refine: int = 1) -> np.ndarray:
         """Optimal decoding weights when the workers ``S`` straggle (zero there)."""
+        return self.solve(S, refine)[0]
+
+    def solve(self, S: np.ndarray, refine: int = 1) -> tuple[np.ndarray, float]:
+        """``(weights, ||a B - 1||)`` for stragglers ``S``.
+
+        Fast path for the common case ``|S| = m`` (e.g. exactly ``s``
+        stragglers of a crc or cyclic MDS code): invert the ``m x m`` block
+        ``N_S`` and keep the result if it is exact; otherwise (singular or
+        ill-conditioned ``N_S``, or ``|S| != m``) the general rule of
+        :meth:`factor` / :meth:`correct`.
+        """
         S = np.asarray(S, dtype=np.intp)
+        tol = EXACT_TOL * np.sqrt(self.k)
+        if self.m and len(S) == self.m:
+            try:
+                inv = np.linalg.inv(self.N[S])
+            except np.linalg.LinAlgError:
+                inv = None
+            if inv is not None and np.isfinite(inv).all():
+                a = self.a_star - self.N @ (inv @ self.a_star[S])
+                a[S] = 0.0
+                r = 1.0 - self.apply(a)
+                for _ in range(refine):
+                    if math.sqrt(r @ r) <= 1e-3 * tol:
+                        break  # already at round-off: nothing to refine
+                    d = self.pinv_apply(r)
+                    a = a + d - self.N @ (inv @ d[S])
+                    a[S] = 0.0
+                    r = 1.0 - self.apply(a)
+                res = math.sqrt(r @ r)
+                if res <= tol:
+                    return a, res
         f = self.factor(S)
         a = self.correct(self.a_star.copy(), f)
         for _ in range(refine):
-            a = a + self.correct(self.pinv_apply(1.0 - a @ self.B), f)
-        return a
+            a = a + self.correct(self.pinv_apply(1.0 - self.apply(a)), f)
+        r = 1.0 - self.apply(a)
+        return a, math.sqrt(r @ r)
 
 
 def residual_batch(dec: NullSpaceDecoder, used: np.ndarray, max_stragglers: int = 48):
@@ -228,8 +273,7 @@ def decode_null_space(code: GradientCode, workers: list[int], rank: int | None =
         return Decoding(np.zeros(n), (), False, float(np.sqrt(k)), np.inf, 0.0)
     stragglers = np.ones(n, dtype=bool)
     stragglers[workers] = False
-    a = null_space_of(code, rank).weights(np.flatnonzero(stragglers))
-    res = residual_of(a, code.B)
+    a, res = null_space_of(code, rank).solve(np.flatnonzero(stragglers))
     B = code.B
     return Decoding(
         weights=a,
