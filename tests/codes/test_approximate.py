@@ -89,3 +89,17 @@ def test_erasurehead_less_redundancy_than_s_plus_one():
     code = make_code("erasurehead", 12, 3, d=2)
     assert code.load == 2
     assert not code.decode([i for i in range(12) if i not in (0, 1, 5)]).exact
+
+
+@pytest.mark.parametrize("n,s,d,p", [(12, 3, None, None), (97, 5, 3, 0.0), (40, 2, 40, 0.1)])
+def test_sgc_batch_closed_form_matches_decode(n, s, d, p):
+    """sgc's O(R n d) batch residual (pair counts, no per-pattern work) equals decode()."""
+    code = make_code("sgc", n, s, d=d, p=p)
+    rng = np.random.default_rng(n)
+    used = rng.random((200, n)) < rng.uniform(0.5, 1.0, (200, 1))
+    used[0] = True  # with p = 0 every partition gets exactly weight 1: exact
+    exact, residual = code.decode_batch(used)
+    for u, e, r in zip(used, exact, residual, strict=True):
+        dec = code.decode(np.flatnonzero(u).tolist())
+        assert dec.exact == e and dec.residual == pytest.approx(r, abs=1e-9)
+    assert exact[0] == (code.p == 0.0)
