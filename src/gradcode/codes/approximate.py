@@ -78,15 +78,17 @@ class SGC(GradientCode):
         n, d, c = self.n, self.d, float(self.B[0, 0])
         row = self.B[0] != 0
         ov = np.array([np.count_nonzero(row & np.roll(row, dl)) for dl in range(n)])
-        shifts = np.flatnonzero(ov)
+        # A_delta = A_{n - delta} and ov too: count each pair of shifts once.
+        shifts = [(dl, ov[dl] * (1 if 2 * dl == n else 2)) for dl in range(1, n) if 2 * dl <= n]
+        shifts = [(dl, int(w)) for dl, w in shifts if w]
         residual = np.empty(len(used))
         for lo in range(0, len(used), 16384):  # chunks stay in cache
             u = used[lo : lo + 16384]
-            uu = np.concatenate([u, u], axis=1)
-            U = np.count_nonzero(u, axis=1).astype(np.int64)
-            sq = np.zeros(len(u), dtype=np.int64)
-            for dl in shifts:
-                sq += int(ov[dl]) * np.count_nonzero(u & uu[:, dl : dl + n], axis=1)
+            uu = np.concatenate([u, u[:, : n // 2 + 1]], axis=1)
+            U = np.count_nonzero(u, axis=1)
+            sq = d * U
+            for dl, w in shifts:
+                sq += w * np.count_nonzero(u & uu[:, dl : dl + n], axis=1)
             lin = d * U
             r2 = c * c * sq - 2.0 * c * lin + n
             even = n * sq == lin * lin

@@ -199,9 +199,18 @@ def residual_batch(dec: NullSpaceDecoder, used: np.ndarray, max_stragglers: int 
     res[count == 0] = dec.base_residual
     for p in np.unique(count[(count > 0) & done]):
         rows = np.flatnonzero(count == p)
-        for chunk in np.array_split(rows, max(1, len(rows) * int(p) ** 2 // 4_000_000 + 1)):
-            S = np.nonzero(miss[chunk])[1].reshape(len(chunk), p)
-            res[chunk] = np.sqrt(base2 + _quad(dec, S))
+        S = np.nonzero(miss[rows])[1].reshape(len(rows), p)
+        if float(n) ** p < 2.0**62:  # few distinct sets (small n): solve each once
+            key = S @ (n ** np.arange(p, dtype=np.int64))
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            if 2 * len(first) <= len(rows):
+                S, rows = S[first], (rows, inverse.ravel())
+        q = np.concatenate(
+            [_quad(dec, part) for part in np.array_split(S, len(S) * int(p) ** 2 // 4_000_000 + 1)]
+        )
+        if isinstance(rows, tuple):
+            rows, q = rows[0], q[rows[1]]
+        res[rows] = np.sqrt(base2 + q)
     return res, done
 
 

@@ -318,7 +318,7 @@ class SRSGC:
         T = T.reshape(-1, n)
         if np.isnan(T).any() or (T < 0).any():
             raise ValueError("worker times must be non-negative numbers (inf = never reports)")
-        pre = _precompute(T, n - self.s, n - self.s_code, self.patience, top=self.s_code + 17)
+        pre = _precompute(T, n - self.s, n - self.s_code, self.patience)
         dur = pre["dur0"].copy()
         ok = np.ones(len(T), dtype=bool)
         for start in range(0, len(T), max(rounds, 1)):
@@ -330,7 +330,6 @@ class SRSGC:
         """One trial (rounds ``start .. stop - 1``), from a fresh plan; fills ``dur``, ``ok``."""
         n, sc, B = self.n, self.s_code, self.B
         count0, cnt, end0, maxf = pre["count0"], pre["cnt"], pre["end0"], pre["maxf"]
-        top_v, top_i = pre["top_v"], pre["top_i"]
         pending: dict[int, int] = {}  # deferred job -> results received so far
         reattempt: dict[int, tuple[int, ...]] = {}  # deferred job -> who recomputes it
         for g in range(start, stop):
@@ -345,10 +344,9 @@ class SRSGC:
                     d = 0.0
                 elif np.isfinite(owed).all():
                     end = end0[g]
-                    fresh = _kth_largest_skipping(top_v[g], top_i[g], busy, sc - len(busy) + 1)
-                    if fresh is None:  # too many owed workers among the slowest: do it directly
-                        rest = np.sort(np.delete(row, list(busy)))
-                        fresh = rest[n - sc - 1] if n - sc <= rest.size else np.inf
+                    rest = np.delete(row, list(busy))  # job t's own results
+                    k = n - sc - 1  # job t decodes at its (n - s')-th result
+                    fresh = np.partition(rest, k)[k] if k < rest.size else np.inf
                     if np.isfinite(fresh):
                         end = min(end, fresh)
                     d = max(end, float(owed.max()))
@@ -375,48 +373,37 @@ class SRSGC:
         raise TypeError("sr_sgc rounds depend on past rounds: drive it with SRSGC.stop")
 
 
-def _precompute(T: np.ndarray, quorum_at: int, need: int, patience: float, top: int) -> dict:
+def _precompute(T: np.ndarray, quorum_at: int, need: int, patience: float) -> dict:
     """Per-round quantities of :meth:`SRSGC.stop` that do not depend on the plan.
 
     ``dur0``/``count0``: the round end and the number of arrivals by then when
-    nobody owes a reattempt; ``top_v``/``top_i``: the ``top`` slowest times and
-    their workers, slowest first (for the need-th arrival among non-owing ones).
+    nobody owes a reattempt (the common case); ``end0``: the end by patience
+    alone; ``maxf``: the last finite arrival; ``cnt``: finite arrivals.
+    Computed in blocks of rows so that the temporaries stay in cache.
     """
-    R, n = T.shape
-    finite = np.isfinite(T)
-    cnt = finite.sum(axis=1)
-    maxf = np.where(finite, T, -np.inf).max(axis=1)
-    quorum = np.partition(T, quorum_at - 1, axis=1)[:, quorum_at - 1]
-    quorum = np.where(cnt >= quorum_at, quorum, maxf)
-    end0 = np.where(T <= patience * quorum[:, None], T, -np.inf).max(axis=1)
-    fresh = np.partition(T, need - 1, axis=1)[:, need - 1]
-    dur0 = np.where(np.isfinite(fresh), np.minimum(end0, fresh), end0)
-    dur0 = np.where(cnt > 0, dur0, 0.0)
-    top = min(top, n)
-    idx = np.argpartition(T, n - top, axis=1)[:, n - top :]
-    vals = np.take_along_axis(T, idx, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
+    R = len(T)
+    out = {key: np.empty(R) for key in ("dur0", "end0", "maxf", "cnt", "count0")}
+    for lo in range(0, R, 4096):
+        X = T[lo : lo + 4096]
+        sl = slice(lo, lo + len(X))
+        finite = np.isfinite(X)
+        cnt = np.count_nonzero(finite, axis=1)
+        maxf = np.where(finite, X, -np.inf).max(axis=1)
+        a, b = quorum_at - 1, need - 1  # b >= a as s' <= lambda
+        part = np.partition(X, a, axis=1)  # one pass; the b-th lies in the short tail after a
+        fresh = (
+            part[:, a]
+            if b == a
+            else np.partition(part[:, a + 1 :], b - a - 1, axis=1)[:, b - a - 1]
+        )
+        quorum = np.where(cnt >= quorum_at, part[:, a], maxf)
+        end0 = np.where(X <= patience * quorum[:, None], X, -np.inf).max(axis=1)
+        dur0 = np.where(np.isfinite(fresh), np.minimum(end0, fresh), end0)
+        dur0 = np.where(cnt > 0, dur0, 0.0)
+        out["dur0"][sl], out["end0"][sl], out["maxf"][sl], out["cnt"][sl] = dur0, end0, maxf, cnt
+        out["count0"][sl] = np.count_nonzero(X <= dur0[:, None], axis=1)
     return {
-        "dur0": dur0,
-        "count0": (T <= dur0[:, None]).sum(axis=1).tolist(),
-        "cnt": cnt.tolist(),
-        "end0": end0.tolist(),
-        "maxf": maxf.tolist(),
-        "top_v": np.take_along_axis(vals, order, axis=1),
-        "top_i": np.take_along_axis(idx, order, axis=1),
+        "dur0": out["dur0"],
+        **{key: out[key].tolist() for key in ("end0", "maxf")},
+        **{key: out[key].astype(int).tolist() for key in ("cnt", "count0")},
     }
-
-
-def _kth_largest_skipping(values, workers, skip, k: int) -> float | None:
-    """The ``k``-th largest of ``values`` over ``workers`` not in ``skip``
-    (``inf`` if ``k < 1``: not enough non-owing workers); ``None`` if the list is too short."""
-    if k < 1:
-        return np.inf
-    skip = set(skip)
-    for v, w in zip(values.tolist(), workers.tolist(), strict=True):
-        if w in skip:
-            continue
-        k -= 1
-        if k == 0:
-            return v
-    return None
