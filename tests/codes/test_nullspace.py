@@ -7,6 +7,7 @@ n and sampled sets at n = 1000.
 """
 
 import itertools
+import pickle
 
 import numpy as np
 import pytest
@@ -126,6 +127,8 @@ def test_cond_is_lazy_and_remembered():
     BK = code.B[list(d.used)]
     sv = np.linalg.svd(BK, compute_uv=False)
     assert c == pytest.approx(sv[0] / sv[-1])
+    fresh = make_code("cyclic_mds", 9, 2).decode([0, 1, 3, 4, 5, 6, 8])
+    assert pickle.loads(pickle.dumps(fresh)).cond == pytest.approx(c), "lazy cond pickles"
 
 
 def test_cache_size_follows_the_memory_budget():

@@ -45,6 +45,7 @@ Tiny example (the 3-worker code of Tandon et al., Fig. 1)::
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -289,9 +290,13 @@ def decode_null_space(code: GradientCode, workers: list[int], rank: int | None =
         used=tuple(workers),
         exact=res <= EXACT_TOL * np.sqrt(k),
         residual=res,
-        cond=lambda: effective_cond(B[workers]),
+        cond=partial(_cond_of_rows, B, tuple(workers)),  # picklable, evaluated lazily
         max_abs_weight=float(np.max(np.abs(a))),
     )
+
+
+def _cond_of_rows(B: np.ndarray, rows: tuple[int, ...]) -> float:
+    return effective_cond(B[list(rows)])
 
 
 def batch_null_space(code: GradientCode, used: np.ndarray, rank: int | None = None):
