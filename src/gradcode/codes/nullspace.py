@@ -187,8 +187,9 @@ def residual_batch(dec: NullSpaceDecoder, used: np.ndarray, max_stragglers: int 
 
     Rows are grouped by their number of stragglers ``p``; each group costs a
     few batched ``p x p`` operations (no per-round Python).  Returns
-    ``(residual, done)``; rows with more than ``max_stragglers`` stragglers are
-    left for the caller (``done`` False).
+    ``(residual, done)``; rows with more than ``max_stragglers`` stragglers,
+    and every row when the null space is wide (``m > 64``, e.g. an FRC-like
+    ``B``), are left for the caller (``done`` False).
     """
     used = np.asarray(used, dtype=bool)
     R, n = used.shape
@@ -196,7 +197,7 @@ def residual_batch(dec: NullSpaceDecoder, used: np.ndarray, max_stragglers: int 
     miss = ~used
     count = miss.sum(axis=1)
     base2 = dec.base_residual**2
-    done = count <= max_stragglers
+    done = (count <= max_stragglers) & (dec.m <= 64)
     res[count == 0] = dec.base_residual
     for p in np.unique(count[(count > 0) & done]):
         rows = np.flatnonzero(count == p)
@@ -263,6 +264,8 @@ def _span_projector(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         basis.append(b)
         P += b[:, :, None] * b[:, None, :]
         rank += keep
+        if (rank == p).all():
+            break  # every span is all of R^p: later columns add nothing
     return P, rank
 
 
