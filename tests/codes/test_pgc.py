@@ -55,9 +55,15 @@ def test_every_partition_weight_one_and_staleness_at_most_s(placement, n, s):
     scheme = PGC(n, s, placement=placement)
     G = grad_table(n, 30)
     ups = play(scheme, G, lambda t: rng.choice(n, s, replace=False).tolist())
-    for u in ups:
+    for t, u in enumerate(ups):
+        assert u.staleness_max <= s
+        if scheme.filling(t):  # fresh parts only: each weight 0 or the rescale k / covered
+            pw = u.partition_weights
+            assert u.staleness_max == 0 and (pw == 0).sum() <= s
+            np.testing.assert_allclose(pw[pw > 0], n / (pw > 0).sum())
+            continue
         np.testing.assert_allclose(u.partition_weights, 1.0, atol=1e-12)
-        assert u.covered and u.staleness_max <= s and not u.fallbacks
+        assert u.covered and not u.fallbacks
     # The estimate really is the weighted combination of stored gradients:
     assert all(np.all(np.isfinite(u.gradient)) for u in ups)
 
@@ -66,31 +72,43 @@ def test_every_partition_weight_one_and_staleness_at_most_s(placement, n, s):
 @pytest.mark.parametrize("n,s", [(6, 2), (8, 1), (12, 3)])
 def test_no_stragglers_gives_mean_of_last_s_plus_one_full_gradients(placement, n, s):
     G = grad_table(n, 20, seed=1)
-    ups = play(PGC(n, s, placement=placement), G, lambda t: [])
+    scheme = PGC(n, s, placement=placement)
+    ups = play(scheme, G, lambda t: [])
     full = G.sum(axis=1)  # (rounds, D)
-    for t in range(s, 20):
+    for t in range(scheme.fill + 1, 20):
         np.testing.assert_allclose(ups[t].gradient, full[t - s : t + 1].mean(axis=0), atol=1e-12)
         assert ups[t].staleness_max == s
         assert ups[t].staleness_mean == pytest.approx(s / 2)
-    np.testing.assert_allclose(ups[0].gradient, full[0], atol=1e-12)  # warm-up round: exact
-    assert ups[0].exact
+    for t in range(scheme.fill + 1):  # warm-up round 0 and the filling rounds: exact
+        np.testing.assert_allclose(ups[t].gradient, full[t], atol=1e-12)
+        assert ups[t].exact
+    # fill = 0 (the reference script's start): full sums from round 1, ages up to t
+    ups = play(PGC(n, s, placement=placement, fill=0), G, lambda t: [])
+    for t in range(s, 20):
+        np.testing.assert_allclose(ups[t].gradient, full[t - s : t + 1].mean(axis=0), atol=1e-12)
 
 
-def test_running_sum_matches_stored_gradients_and_refreshes():
-    scheme = PGC(4, 1, refresh_every=7)
-    G = grad_table(4, 40, seed=2) * 1e6
+def test_message_is_the_exact_sum_of_stored_gradients_after_a_spike():
+    """Issue 13.7: a running sum drifted (1.8e-4 relative error after one 1e12 spike until a
+    refresh every 100 rounds); the worker now recomputes its s+1-term sum every round."""
+    scheme = PGC(4, 1, fill=0)
+    rng = np.random.default_rng(2)
     st_ = scheme.init_worker(0)
-    for t in range(40):
+    for t in range(30):
         plan = scheme.compute_plan(st_, 0, t)
-        st_, m = scheme.worker_message(st_, 0, t, {p: G[t, p] for p in plan})
-        exact = sum(st_.grads[p] for p in scheme.placement[0])
-        np.testing.assert_allclose(m.vector, exact, rtol=1e-12)
-        assert st_.since_refresh < 7
+        grads = {p: rng.standard_normal(D) for p in plan}
+        if t == 5:
+            grads = {p: v * 1e12 for p, v in grads.items()}
+        st_, m = scheme.worker_message(st_, 0, t, grads)
+        exact = st_.grads[0] + st_.grads[1]
+        assert np.array_equal(m.vector, exact)
+        if t > 7:  # the spike has left the window
+            assert np.abs(m.vector).max() < 100
 
 
 def test_frc_more_than_s_stragglers_uses_cache_then_omits_and_rescales():
     n, s = 6, 1  # groups {0,1} {2,3} {4,5}
-    scheme = PGC(n, s, cache_cap=2)
+    scheme = PGC(n, s, cache_cap=2, staleness_cap=3, fill=0)
     G = grad_table(n, 8, seed=3)
     # Group {2,3} disappears from round 3 on.
     ups = play(scheme, G, lambda t: [2, 3] if t >= 3 else [])
@@ -102,6 +120,26 @@ def test_frc_more_than_s_stragglers_uses_cache_then_omits_and_rescales():
     )
     np.testing.assert_allclose(late.partition_weights, [1.5, 1.5, 0, 0, 1.5, 1.5])
     assert not late.covered
+    for u in ups:
+        assert u.staleness_max <= 3
+
+
+@pytest.mark.parametrize("placement", ["frc", "cr"])
+def test_staleness_stays_at_most_s_with_more_than_s_stragglers(placement):
+    """Issue 13.7: the cached-sum fallback used to reach staleness 2 s.  At the defaults no
+    gradient older than s enters an update, whatever straggles."""
+    n, s = 12, 2  # FRC groups of 3; one whole group (and more) straggles
+    scheme = PGC(n, s, placement=placement)
+    rng = np.random.default_rng(7)
+    G = grad_table(n, 40, seed=7)
+    ups = play(scheme, G, lambda t: [3, 4, 5, *rng.choice(n, 2).tolist()] if t % 3 else [0])
+    assert max(u.staleness_max for u in ups) == s
+    assert scheme.cache_cap == 0
+    assert any("omitted" in f for u in ups for f in u.fallbacks) or placement == "cr"
+    # an explicit larger cap allows cached sums, and the bound moves with it
+    ups = play(PGC(n, s, staleness_cap=2 * s), G, lambda t: [3, 4, 5] if t >= 10 else [])
+    assert any("cached sum" in f for u in ups for f in u.fallbacks)
+    assert max(u.staleness_max for u in ups) <= 2 * s
 
 
 def test_stale_messages_dropped_and_rejoining_worker_warms_up():
@@ -174,6 +212,8 @@ def test_is_latefold_owns_one_partition_each():
         ({"stop": "never"}, "stop"),
         ({"placement": "cr", "stop": "groups"}, "FRC"),
         ({"staleness_cap": 0}, "staleness_cap"),
+        ({"cache_cap": -1}, "cache_cap"),
+        ({"fill": -2}, "fill"),
     ],
 )
 def test_bad_options(kw, msg):
