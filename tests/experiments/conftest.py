@@ -22,3 +22,31 @@ def ci_results(ci_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("ci_small")
     res = run_experiment(ci_config, out, progress=False)
     return ci_config, out, res
+
+
+TUNED = {
+    "name": "tuned_tiny",
+    "workers": 6,
+    "rounds": 6,
+    "eval_every": 2,
+    "stragglers": {"se": {"base": "shifted-exp:a=1,mu=1"}},
+    "grid": {
+        "schemes": ["dgd", "is_sgd", "pgc"],
+        "seeds": [0, 1],
+        "tasks": ["breast_cancer/logreg"],
+        "s": [1],
+        "partitionings": ["iid"],
+    },
+    "tune": {"lr": [0.05, 0.5, 4.0], "seed": 7},
+    "report": {"target_at": 0.5},
+}
+
+
+@pytest.fixture(scope="session")
+def tuned_results(tmp_path_factory):
+    """(config, out_dir, ExperimentResult) of a tiny grid with a [tune] table."""
+    from gradcode.experiments.harness import parse_experiment, run_experiment
+
+    cfg = parse_experiment(TUNED)
+    out = tmp_path_factory.mktemp("tuned")
+    return cfg, out, run_experiment(cfg, out, progress=False)

@@ -2,8 +2,10 @@
 failure isolation and the tidy CSVs."""
 
 import json
+import math
 import os
 
+import numpy as np
 import pytest
 
 from gradcode.experiments import harness
@@ -13,6 +15,8 @@ from gradcode.experiments.harness import (
     read_csv,
     run_experiment,
 )
+
+from . import conftest
 
 BASE = {
     "workers": 6,
@@ -254,3 +258,119 @@ def test_a_new_config_field_at_its_default_keeps_cells_finished(tmp_path):
     assert harness.is_finished(rc, tmp_path)
     assert not harness.is_finished(RunConfig(rounds=3, time_scale=0.5), tmp_path)
     assert not harness.is_finished(RunConfig(rounds=4), tmp_path)
+
+
+# ---------------------------------------------------------------- per-scheme tuning
+
+
+@pytest.mark.parametrize(
+    "tune, message",
+    [
+        ({"lr": [0.1], "seed": 0}, "one of the reported seeds"),
+        ({"lr": [0.1], "colour": 1}, "[tune]: unknown key"),
+        ({"seed": 3}, "missing lr"),
+        ({"lr": []}, "non-empty list"),
+        ({"lr": [0.1, -1.0]}, "positive"),
+        ({"lr": [0.1, 0.1]}, "distinct"),
+        ({"lr": [0.1], "momentum": [1.5]}, "momentum"),
+        ({"lr": [0.1], "seed": "x"}, "seed must be an integer"),
+    ],
+)
+def test_tune_validation(tune, message):
+    with pytest.raises(ValueError) as exc:
+        parse_experiment(_with(tune=tune))
+    assert message in str(exc.value)
+
+
+def test_tuning_cells_cover_every_group_and_scheme_on_the_tuning_seed():
+    cfg = parse_experiment(_with(tune={"lr": [0.1, 1.0], "momentum": [0.0, 0.9], "seed": 5}))
+    tcs = cfg.tuning_cells()
+    assert len(tcs) == 2 * 2 * 2  # schemes x lr x momentum (one group)
+    assert {tc.cell.seed for tc in tcs} == {5}
+    rc = cfg.run_config(tcs[-1])
+    assert (rc.seed, rc.lr, rc.momentum) == (5, 1.0, 0.9)
+    assert len({tc.cell_id for tc in tcs}) == len(tcs)
+
+
+def test_select_picks_the_fastest_to_target_per_scheme_ties_by_accuracy():
+    from gradcode.experiments.tuning import select
+
+    def curve(losses, acc=0.9):
+        k = len(losses)
+        return {"round": np.arange(1.0, k + 1), "time": np.arange(1.0, k + 1) * 2,
+                "train_loss": np.array(losses, float), "test_accuracy": np.full(k, acc),
+                "rounds": k}  # fmt: skip
+
+    cands = [
+        {"scheme": "dgd", "lr": 0.1, "momentum": 0.0, "curve": curve([0.6, 0.5, 0.4])},
+        {"scheme": "dgd", "lr": 1.0, "momentum": 0.0, "curve": curve([0.5, 0.3, 0.2])},
+        {"scheme": "pgc", "lr": 0.1, "momentum": 0.0, "curve": curve([0.6, 0.5, 0.2])},
+        {"scheme": "pgc", "lr": 1.0, "momentum": 0.0, "curve": curve([0.4, 0.2, 0.1])},
+        {"scheme": "pgc", "lr": 3.0, "momentum": 0.0, "curve": None},  # diverged / failed
+        {"scheme": "is_sgd", "lr": 0.1, "momentum": 0.0, "curve": curve([0.5, 0.4, 0.3], 0.8)},
+        {"scheme": "is_sgd", "lr": 1.0, "momentum": 0.0, "curve": curve([0.5, 0.4, 0.3], 0.95)},
+    ]
+    rows = select(cands, "train_loss", target_at=1.0)
+    assert {r["target"] for r in rows} == {0.2}  # DGD's best final loss (lr 1.0)
+    chosen = {r["scheme"]: r["lr"] for r in rows if r["chosen"]}
+    assert chosen == {"dgd": 1.0, "pgc": 1.0, "is_sgd": 1.0}
+    pgc = {r["lr"]: r for r in rows if r["scheme"] == "pgc"}
+    assert pgc[1.0]["time_to_target"] == 4.0 and pgc[0.1]["time_to_target"] == 6.0
+    assert pgc[1.0]["rounds_to_target"] == 2.0 and pgc[3.0]["status"] == "failed"
+    # nobody in is_sgd reaches 0.2: the tie goes to the higher final accuracy
+    assert all(r["time_to_target"] == math.inf for r in rows if r["scheme"] == "is_sgd")
+    cands[5]["curve"]["test_accuracy"][:] = 0.99
+    assert {r["lr"] for r in select(cands, "train_loss", 1.0) if r["chosen"]
+            and r["scheme"] == "is_sgd"} == {0.1}  # fmt: skip
+
+
+def test_tuned_grid_uses_each_schemes_best_lr_on_reported_seeds_only(tuned_results):
+    cfg, out, res = tuned_results
+    assert res.failed == [] and len(res.tuning_ran) == 3 * 3 and len(res.ran) == 3 * 2
+    tune = read_csv(out / "tuning.csv")
+    assert len(tune) == 9 and {r["seed"] for r in tune} == {7}
+    for scheme in ("dgd", "is_sgd", "pgc"):
+        rows = [r for r in tune if r["scheme"] == scheme]
+        (best,) = [r for r in rows if r["chosen"]]
+        # the chosen candidate is the fastest to target (times recomputed from the logs)
+        for r in rows:
+            log = out / "tune" / r["cell_id"] / "rounds.jsonl"
+            recs = [json.loads(x) for x in log.read_text().splitlines()]
+            hits = [x["time"] for x in recs if x.get("train_loss") is not None
+                    and x["train_loss"] <= r["target"] * (1 + 1e-12)]  # fmt: skip
+            assert (hits[0] if hits else math.inf) == pytest.approx(r["time_to_target"])
+            assert best["time_to_target"] <= r["time_to_target"]
+        assert res.chosen[rows[0]["group"], scheme] == (best["lr"], best["momentum"])
+        for r in read_csv(out / "results.csv"):
+            if r["scheme"] == scheme:
+                assert r["lr"] == best["lr"] and r["tuned"] is True and r["tune_seed"] == 7
+    results = read_csv(out / "results.csv")
+    assert {r["seed"] for r in results} == {0, 1}  # the tuning seed is not reported
+    assert {r["seed"] for r in read_csv(out / "rounds.csv")} == {0, 1}
+    assert not any("seed7" in p.name for p in (out / "runs").iterdir())
+    assert len({r["lr"] for r in results}) >= 1 and all(r["status"] == "ok" for r in results)
+
+
+def test_tuned_grid_resumes(tuned_results, tmp_path):
+    import shutil
+
+    cfg, out, _ = tuned_results
+    work = tmp_path / "copy"
+    shutil.copytree(out, work)
+    res = run_experiment(cfg, work, progress=False)
+    assert res.ran == [] and res.tuning_ran == [] and len(res.reused) == 6
+    # one more candidate: only its tuning runs run; reported cells rerun only where the
+    # choice changed (their config.json differs), and then with the new choice
+    more = parse_experiment({**conftest.TUNED, "tune": {"lr": [0.05, 0.5, 4.0, 1.0], "seed": 7}})
+    res = run_experiment(more, work, progress=False)
+    assert len(res.tuning_ran) == 3 and all("_lr1_" in c for c in res.tuning_ran)
+    changed = {s for (_, s), v in res.chosen.items() if v != _chosen(out)[s]}
+    scheme_of = {c.cell_id: c.scheme for c in more.cells()}
+    assert sorted(scheme_of[c] for c in res.ran) == sorted([*changed, *changed])  # 2 seeds each
+    for r in read_csv(work / "results.csv"):
+        assert r["lr"] == dict((s, v[0]) for (_, s), v in res.chosen.items())[r["scheme"]]
+
+
+def _chosen(out):
+    return {r["scheme"]: (r["lr"], r["momentum"]) for r in read_csv(out / "tuning.csv")
+            if r["chosen"]}  # fmt: skip

@@ -40,6 +40,11 @@ TOML schema (all shared keys at the top, before any table)::
     tasks = ["wine/logreg"]     # axes of [grid]; the experiment is the union
     s = [3]                     # of [grid] (unless skip_base = true) and these
 
+    [tune]                      # optional: per-scheme learning-rate search
+    lr = [0.1, 0.3, 1.0]        # candidates (required in [tune])
+    momentum = [0.0, 0.9]       # optional candidates (default: the shared momentum)
+    seed = 1000                 # the tuning seed (default 1000); never a reported seed
+
     [report]                    # optional, read by gradcode.experiments.report
     metric = "train_loss"       # the metric for time-to-target
     target_at = 1.0             # target = the metric DGD reaches at this fraction of its rounds
@@ -53,13 +58,18 @@ cyclic MDS when ``n + s`` is even) is *skipped with a note*, not an error: the
 grid is a product and such holes are expected.  The notes are in
 :meth:`ExperimentConfig.skipped`, ``OUT/skipped.csv`` and the CLI output.
 
+With ``[tune]``, every (comparison group, scheme) first runs each candidate
+``(lr, momentum)`` on the tuning seed (:meth:`ExperimentConfig.tuning_cells`);
+each scheme's reported cells then use its best candidate (protocol and metric:
+:mod:`gradcode.experiments.tuning`).  A task's own ``lr`` is then ignored.
+
 Shared schedules and resuming are described in :mod:`gradcode.experiments.harness`.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -88,7 +98,8 @@ SHARED_KEYS = {
     "data_dir": str,
     "verify": bool,
 }
-TABLES = ("stragglers", "grid", "grids", "report")
+TABLES = ("stragglers", "grid", "grids", "report", "tune")
+TUNE_KEYS = ("lr", "momentum", "seed")
 GRID_KEYS = ("schemes", "stragglers", "seeds", "tasks", "s", "partitionings")
 REPORT_KEYS = ("metric", "target_at", "target")
 DELAY_KEYS = ("base", "persistent", "bursty", "crash")
@@ -175,6 +186,36 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class TuneSpec:
+    """The ``[tune]`` table: candidate learning rates (and momenta) and the tuning seed."""
+
+    lr: tuple[float, ...]
+    momentum: tuple[float, ...] = ()
+    seed: int = 1000
+
+
+@dataclass(frozen=True)
+class TuneCell:
+    """One tuning run: a cell on the tuning seed with one candidate ``(lr, momentum)``."""
+
+    cell: Cell
+    lr: float
+    momentum: float
+
+    @property
+    def group(self) -> str:
+        return self.cell.group
+
+    @property
+    def scheme(self) -> str:
+        return self.cell.scheme
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.cell.cell_id}_lr{self.lr:g}_m{self.momentum:g}"
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A validated experiment: shared settings, named straggler models, grids."""
 
@@ -195,9 +236,11 @@ class ExperimentConfig:
     data_dir: str | None = None
     verify: bool = True  # false: use unpinned data files (like --no-verify)
     report: tuple[tuple[str, object], ...] = ()
+    tune: TuneSpec | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
+        _validate_tune(self)
 
     @property
     def delay_specs(self) -> dict[str, DelaySpec]:
@@ -215,6 +258,14 @@ class ExperimentConfig:
         return seen
 
     @cached_property
+    def _group_tasks(self) -> dict[tuple[str, str], TaskSpec]:
+        """(group, scheme) -> task: what a tuning cell (another seed) runs."""
+        out: dict[tuple[str, str], TaskSpec] = {}
+        for c, task in self._cell_tasks.items():
+            out.setdefault((c.group, c.scheme), task)
+        return out
+
+    @cached_property
     def _invalid(self) -> dict[tuple[str, int], str]:
         return _invalid_pairs(self)
 
@@ -228,8 +279,21 @@ class ExperimentConfig:
         bad = self._invalid
         return [(c, bad[c.scheme, c.s]) for c in self._cell_tasks if (c.scheme, c.s) in bad]
 
-    def run_config(self, cell: Cell) -> RunConfig:
-        task = self._cell_tasks[cell]
+    def tuning_cells(self) -> list[TuneCell]:
+        """Every (group, scheme) of :meth:`cells` on the tuning seed x every candidate."""
+        if self.tune is None:
+            return []
+        bases = dict.fromkeys(replace(c, seed=self.tune.seed) for c in self.cells())
+        moms = self.tune.momentum or (self.momentum,)
+        return [TuneCell(c, lr, m) for c in bases for lr in self.tune.lr for m in moms]
+
+    def run_config(self, cell: Cell | TuneCell, lr=None, momentum=None) -> RunConfig:
+        """The cell's run; ``lr`` / ``momentum`` override (a :class:`TuneCell` brings its own)."""
+        if isinstance(cell, TuneCell):
+            cell, lr, momentum = cell.cell, cell.lr, cell.momentum
+        task = self._cell_tasks.get(cell) or self._group_tasks[cell.group, cell.scheme]
+        if lr is None:
+            lr = task.lr if task.lr is not None else self.lr
         return RunConfig(
             scheme=cell.scheme,
             workers=self.workers,
@@ -240,8 +304,8 @@ class ExperimentConfig:
             delay=self.delay_specs[cell.straggler],
             rounds=self.rounds,
             optimizer=self.optimizer,
-            lr=task.lr if task.lr is not None else self.lr,
-            momentum=self.momentum,
+            lr=float(lr),
+            momentum=self.momentum if momentum is None else float(momentum),
             weight_decay=self.weight_decay,
             deadline=self.deadline,
             seed=cell.seed,
@@ -333,8 +397,32 @@ def parse_experiment(raw: dict, default_name: str = "experiment") -> ExperimentC
         grids=tuple(grids),
         stragglers=tuple(stragglers),
         report=tuple(sorted(report.items())),
+        tune=_tune(raw.get("tune")),
         **shared,
     )
+
+
+def _tune(raw) -> TuneSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("[tune] must be a table, e.g. [tune] lr = [0.1, 0.3, 1.0]")
+    bad = sorted(set(raw) - set(TUNE_KEYS))
+    if bad:
+        raise ValueError(f"[tune]: unknown key(s) {bad}; allowed {TUNE_KEYS}")
+    if "lr" not in raw:
+        raise ValueError("[tune]: missing lr = [...] (the candidate learning rates)")
+
+    def floats(key):
+        v = raw.get(key, [])
+        if not isinstance(v, list) or (key == "lr" and not v):
+            raise ValueError(f"[tune] {key} must be a non-empty list of numbers, got {v!r}")
+        return tuple(_typed(x, float, f"[tune] {key}") for x in v)
+
+    seed = raw.get("seed", 1000)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"[tune] seed must be an integer, got {seed!r}")
+    return TuneSpec(lr=floats("lr"), momentum=floats("momentum"), seed=seed)
 
 
 def _typed(value, typ, key: str):
@@ -443,6 +531,25 @@ def _validate(cfg: ExperimentConfig) -> None:
         raise ValueError(f"[report] target_at must be in (0, 1], got {rep['target_at']!r}")
     if "metric" in rep and rep["metric"] not in ("train_loss", "test_loss"):
         raise ValueError(f"[report] metric must be train_loss or test_loss, got {rep['metric']!r}")
+
+
+def _validate_tune(cfg: ExperimentConfig) -> None:
+    t = cfg.tune
+    if t is None:
+        return
+    if len(set(t.lr)) != len(t.lr) or not all(x > 0 and np.isfinite(x) for x in t.lr):
+        raise ValueError(f"[tune] lr must be distinct positive numbers, got {list(t.lr)}")
+    if len(set(t.momentum)) != len(t.momentum) or not all(0 <= m < 1 for m in t.momentum):
+        got = list(t.momentum)
+        raise ValueError(f"[tune] momentum must be distinct numbers in [0, 1), got {got}")
+    if t.seed < 0:
+        raise ValueError(f"[tune] seed must be >= 0, got {t.seed}")
+    reported = sorted({s for g in cfg.grids for s in g.seeds})
+    if t.seed in reported:
+        raise ValueError(
+            f"[tune] seed {t.seed} is one of the reported seeds {reported}; "
+            "tune on a seed the report never sees"
+        )
 
 
 def _invalid_pairs(cfg: ExperimentConfig) -> dict[tuple[str, int], str]:

@@ -13,6 +13,14 @@ one (straggler model, seed) cell see the same times (scaled by their load).
 ``results.csv`` carries a ``schedule_digest`` column (hash of the unit-load
 schedule) that makes this checkable.
 
+Per-scheme tuning: with a ``[tune]`` table the tuning runs
+(:meth:`~gradcode.experiments.grid.ExperimentConfig.tuning_cells`) go first, into
+``OUT/tune/<cell-id>/``; :func:`choose` scores them
+(:mod:`gradcode.experiments.tuning`) and writes ``OUT/tuning.csv``, one row per
+candidate with the scheme's choice marked; every reported cell then runs with its
+scheme's chosen ``lr`` / ``momentum`` (``results.csv``: ``lr``, ``momentum``,
+``tuned``, ``tune_seed``).  The tuning seed never appears in ``results.csv``.
+
 Resumable: a cell whose ``summary.json`` exists (and whose ``config.json`` matches
 the cell's current :class:`RunConfig`; otherwise it is run again) is skipped.  A failing cell
 writes ``error.txt`` (traceback) in its run directory and the grid goes on.
@@ -34,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.config import RunConfig
+from . import tuning
 from .grid import (
     CELL_COLUMNS,
     ROUND_COLUMNS,
@@ -42,6 +51,7 @@ from .grid import (
     ExperimentConfig,
     Grid,
     TaskSpec,
+    TuneCell,
     load_experiment,
     parse_experiment,
 )
@@ -56,6 +66,9 @@ class ExperimentResult:
     failed: list[str] = field(default_factory=list)
     skipped: list[tuple[Cell, str]] = field(default_factory=list)
     seconds: float = 0.0
+    tuning_ran: list[str] = field(default_factory=list)  # tuning runs run now
+    tuning_failed: list[str] = field(default_factory=list)
+    chosen: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     @property
     def results_csv(self) -> Path:
@@ -140,25 +153,26 @@ def run_experiment(
     ``jobs`` (default ``cfg.jobs``) runs cells in that many processes.
     """
     out_dir = Path(out_dir)
-    runs = out_dir / "runs"
+    runs, tune_dir = out_dir / "runs", out_dir / "tune"
     runs.mkdir(parents=True, exist_ok=True)
     (out_dir / "experiment.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
-    cells = cfg.cells()
+    cells, tune_cells = cfg.cells(), cfg.tuning_cells()
     result = ExperimentResult(out_dir, cells, skipped=cfg.skipped())
     _write_skipped(out_dir / "skipped.csv", result.skipped)
-    todo = []
-    for c in cells:
-        if is_finished(cfg.run_config(c), runs / c.cell_id):
-            result.reused.append(c.cell_id)
-        else:
-            todo.append(c)
     t0 = time.perf_counter()
     jobs = cfg.jobs if jobs is None else jobs
-    with _Progress(progress, len(cells), len(result.reused)) as report:
-        for c in cells:
-            if c.cell_id in result.reused and callable(progress):
-                progress(c, "done")
-        for cell, (status, _err, _secs) in _execute(cfg, todo, runs, jobs):
+    with _Progress(progress, len(tune_cells) + len(cells), 0) as report:
+        todo_tune = _pending(cfg, tune_cells, tune_dir, report)
+        for cell, (status, _err, _secs) in _execute(cfg, todo_tune, tune_dir, jobs):
+            result.tuning_ran.append(cell.cell_id)
+            if status != "ok":
+                result.tuning_failed.append(cell.cell_id)
+            report(cell, status, len(result.tuning_failed))
+        tuned = tuned_config(cfg, out_dir)
+        result.chosen = tuned.chosen
+        todo = _pending(tuned, cells, runs, report)
+        result.reused = [c.cell_id for c in cells if c not in todo]
+        for cell, (status, _err, _secs) in _execute(tuned, todo, runs, jobs):
             result.ran.append(cell.cell_id)
             if status != "ok":
                 result.failed.append(cell.cell_id)
@@ -166,6 +180,65 @@ def run_experiment(
     result.seconds = time.perf_counter() - t0
     collect_results(cfg, out_dir)
     return result
+
+
+def _pending(cfg, cells: list, runs: Path, report) -> list:
+    """The cells not finished yet (finished ones are reported as ``"done"``)."""
+    todo = []
+    for c in cells:
+        if is_finished(cfg.run_config(c), runs / c.cell_id):
+            report(c, "done", 0)
+        else:
+            todo.append(c)
+    return todo
+
+
+class TunedConfig:
+    """An experiment whose cells run with each scheme's chosen ``(lr, momentum)``."""
+
+    def __init__(self, cfg: ExperimentConfig, chosen: dict) -> None:
+        self.cfg, self.chosen = cfg, chosen
+
+    def run_config(self, cell: Cell) -> RunConfig:
+        return self.cfg.run_config(cell, *self.chosen.get((cell.group, cell.scheme), (None, None)))
+
+    def __getattr__(self, name):
+        return getattr(self.cfg, name)
+
+
+def choose(cfg: ExperimentConfig, out_dir: str | Path) -> dict[tuple[str, str], tuple]:
+    """Score the finished tuning runs, write ``tuning.csv``; ``(group, scheme) -> (lr, m)``."""
+    if cfg.tune is None:
+        return {}
+    out_dir = Path(out_dir)
+    rep = {"metric": "train_loss", "target_at": 1.0, "target": None, **dict(cfg.report)}
+    by_group: dict[str, list[tuple[TuneCell, dict]]] = {}
+    for tc in cfg.tuning_cells():
+        d = out_dir / "tune" / tc.cell_id
+        ok = is_finished(cfg.run_config(tc), d)
+        curve = tuning.curve_from_log(d / "rounds.jsonl") if ok else None
+        cand = {"scheme": tc.scheme, "lr": tc.lr, "momentum": tc.momentum, "curve": curve}
+        by_group.setdefault(tc.group, []).append((tc, cand))
+    rows, chosen = [], {}
+    for group, items in by_group.items():
+        scored = tuning.select([c for _, c in items], rep["metric"], float(rep["target_at"]),
+                               rep.get("target"))  # fmt: skip
+        for (tc, _), row in zip(items, scored, strict=True):
+            rows.append({"group": group, "cell_id": tc.cell_id, "seed": cfg.tune.seed, **row})
+            if row["chosen"]:
+                chosen[group, tc.scheme] = (tc.lr, tc.momentum)
+    _write_csv(out_dir / "tuning.csv", rows, columns=TUNING_COLUMNS)
+    return chosen
+
+
+TUNING_COLUMNS = ["group", "scheme", "lr", "momentum", "seed", "cell_id", "status", "target",
+                  "time_to_target", "rounds_to_target", "final_metric", "final_accuracy",
+                  "chosen"]  # fmt: skip
+
+
+def tuned_config(cfg: ExperimentConfig, out_dir: str | Path) -> TunedConfig:
+    """``cfg`` with the choices of the finished tuning runs in ``out_dir`` (if ``[tune]``)."""
+    return TunedConfig(cfg, choose(cfg, out_dir))
 
 
 def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> Iterable:
@@ -257,6 +330,7 @@ def _config_columns(rc: RunConfig) -> dict:
         "workers": rc.workers,
         "delay": rc.delay.label(),
         "lr": rc.lr,
+        "momentum": rc.momentum,
         "optimizer": rc.optimizer,
         "eval_every": rc.eval_every,
         "deadline": "" if rc.deadline is None else rc.deadline,
@@ -268,10 +342,13 @@ def collect_results(cfg: ExperimentConfig, out_dir: str | Path) -> tuple[Path, P
     """Write ``results.csv`` (one row per cell) and ``rounds.csv`` (one row per round)."""
     out_dir = Path(out_dir)
     rows, round_rows = [], []
+    tuned = tuned_config(cfg, out_dir)
     for cell in cfg.cells():
-        rc = cfg.run_config(cell)
+        rc = tuned.run_config(cell)
         d = out_dir / "runs" / cell.cell_id
         row = {**cell.row(), **_config_columns(rc), "status": "missing", "error": ""}
+        row["tuned"] = (cell.group, cell.scheme) in tuned.chosen
+        row["tune_seed"] = "" if cfg.tune is None else cfg.tune.seed
         row.update({k: "" for k in SUMMARY_COLUMNS})
         row.update(runtime_seconds="", schedule_digest="")
         if is_finished(rc, d):
@@ -351,6 +428,8 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentResult",
     "Grid",
+    "TunedConfig",
+    "choose",
     "TaskSpec",
     "collect_results",
     "load_experiment",
@@ -360,4 +439,5 @@ __all__ = [
     "run_cell",
     "run_experiment",
     "schedule_digest",
+    "tuned_config",
 ]
