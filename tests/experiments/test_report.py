@@ -72,3 +72,73 @@ def test_cli_report(ci_results, tmp_path, capsys, monkeypatch):
     assert "report.html" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no results.csv"):
         report(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------- issue 13.8 and tuning
+
+
+def test_std_over_seeds_is_the_sample_std(ci_results):
+    _, out, _ = ci_results
+    an = analyse(out)
+    for h in an["headline"]:
+        ratios = [
+            p["ratio_vs_dgd"]
+            for p in an["per_run"]
+            if p["scheme"] == h["scheme"] and np.isfinite(p["ratio_vs_dgd"])
+        ]
+        if len(ratios) > 1:
+            assert h["ratio_std"] == pytest.approx(np.std(ratios, ddof=1))
+    assert all("rounds_to_target" in p and "rounds_ratio_vs_dgd" in p for p in an["per_run"])
+    dgd = [p for p in an["per_run"] if p["scheme"] == "dgd"]
+    assert all(p["rounds_ratio_vs_dgd"] == pytest.approx(1.0) for p in dgd)
+
+
+def test_group_figure_labels_one_legend_and_distinct_styles(ci_results):
+    from gradcode.experiments.harness import read_csv
+    from gradcode.experiments.report import _curves, group_figure
+
+    _, out, _ = ci_results
+    an = analyse(out)
+    rows = [r for r in read_csv(out / "results.csv") if r["straggler"] == "persistent"]
+    fig = group_figure(rows[0]["group"], rows, _curves(read_csv(out / "rounds.csv")), an["per_run"])
+    for ax in fig.axes:
+        assert ax.get_ylabel(), ax.get_title()
+        assert ax.get_legend() is None  # no per-panel legends
+    bar_axes = [ax for ax in fig.axes if ax.patches]
+    assert len(bar_axes) == 4 and all(
+        "units" in ax.get_ylabel() or "fraction" in ax.get_ylabel() for ax in bar_axes
+    )
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert len(labels) == 5 and "FRC" in labels and "pgc_reference" in labels
+    looks = {
+        (str(h.get_linestyle()), h.get_linewidth(), h.get_marker()) for h in legend.legend_handles
+    }
+    assert len(looks) == len(labels)  # every scheme's line looks different
+    title = fig._suptitle.get_text()
+    assert "breast_cancer/logreg" in title and "s = 2" in title and "kappa=5" in title
+
+
+def test_report_page_names_the_experiment_and_its_parameters(ci_results, tmp_path):
+    _, out, _ = ci_results
+    results = tmp_path / "somewhere"
+    shutil.copytree(out, results)
+    text = render_report(results).read_text()
+    assert "<title>ci_small</title>" in text and "<h1>ci_small</h1>" in text
+    for piece in ("<b>workers</b>: 6", "<b>rounds</b>: 12", "0.5 for every scheme",
+                  "base shifted-exp:a=1,mu=1 + persistent k=1,kappa=5"):  # fmt: skip
+        assert piece in text, piece
+    assert "<h3>breast_cancer/logreg, iid partitions, s = 2; stragglers &#x27;persistent" in text
+    assert "<h3>group_" not in text
+
+
+def test_report_shows_tuned_learning_rates(tuned_results, tmp_path):
+    _, out, res = tuned_results
+    results = tmp_path / "tuned"
+    shutil.copytree(out, results)
+    text = render_report(results).read_text()
+    assert "<h2>Tuned learning rates</h2>" in text and "tuning seed 7" in text
+    assert "(tuned)" in text and "rounds-to-target ratio vs DGD" in text
+    head = {h["scheme"]: h for h in analyse(results)["headline"]}
+    for (_, scheme), (lr, _m) in res.chosen.items():
+        assert head[scheme]["lr"] == f"{lr:g} (tuned)"

@@ -263,8 +263,10 @@ class PGC:
         scale = self.k / len(covered)
         total = sum(m.vector for m in used)
         if len(covered) < self.k:
-            notes.append(f"pipeline filling: {self.k - len(covered)} partition(s) missing, "
-                         f"rescaled by {scale:.4g}")  # fmt: skip
+            notes.append(
+                f"pipeline filling: {self.k - len(covered)} partition(s) missing, "
+                f"rescaled by {scale:.4g}"
+            )
             total = total * scale
         return self._update(t, used, [scale] * len(used), total, "pgc-filling", notes)
 

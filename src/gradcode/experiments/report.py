@@ -37,6 +37,7 @@ import numpy as np
 
 from .harness import read_csv
 from .plotting import plt, save, style
+from .tuning import rounds_to_target, target_of, time_to_target
 
 PGC_FAMILY = ("pgc", "pgc_reference", "pgc_memory", "is_latefold", "sr_sgc")  # stale gradients
 BASELINE = "dgd"
@@ -72,19 +73,6 @@ def _curves(round_rows: list[dict]) -> dict[str, dict[int, dict[str, np.ndarray]
     return out
 
 
-def time_to_target(curve: dict, metric: str, target: float) -> float:
-    """Simulated time of the first evaluation with ``metric <= target`` (inf if never)."""
-    hit = np.flatnonzero(curve[metric] <= target * (1 + 1e-12))
-    return float(curve["time"][hit[0]]) if hit.size else math.inf
-
-
-def _target(curve: dict, metric: str, target_at: float) -> float:
-    last_round = target_at * curve["rounds"]
-    idx = np.flatnonzero(curve["round"] <= last_round + 1e-9)
-    i = idx[-1] if idx.size else 0
-    return float(curve[metric][i])
-
-
 def analyse(results_dir: str | Path, **settings) -> dict:
     """Per-(group, scheme, seed) time to target and ratios vs DGD; the headline rows."""
     results_dir = Path(results_dir)
@@ -102,21 +90,18 @@ def analyse(results_dir: str | Path, **settings) -> dict:
         if rep.get("target") is not None:
             target = float(rep["target"])
         elif base is not None:
-            target = _target(curves[base["cell_id"]], metric, float(rep["target_at"]))
+            target = target_of(curves[base["cell_id"]], metric, float(rep["target_at"]))
         else:
             target = None
-        t_base = (
-            time_to_target(curves[base["cell_id"]], metric, target)
-            if base is not None and target is not None
-            else math.nan
-        )
+        has_base = base is not None and target is not None
+        t_base = time_to_target(curves[base["cell_id"]], metric, target) if has_base else math.nan
+        r_base = rounds_to_target(curves[base["cell_id"]], metric, target) if has_base else math.nan
         for scheme, r in schemes.items():
-            ttt = (
-                time_to_target(curves[r["cell_id"]], metric, target)
-                if target is not None
-                else math.nan
-            )
+            c = curves[r["cell_id"]]
+            ttt = time_to_target(c, metric, target) if target is not None else math.nan
+            rtt = rounds_to_target(c, metric, target) if target is not None else math.nan
             ratio = ttt / t_base if np.isfinite(t_base) and t_base > 0 else math.nan
+            r_ratio = rtt / r_base if np.isfinite(r_base) and r_base > 0 else math.nan
             per_run.append(
                 {
                     "group": group,
@@ -127,18 +112,24 @@ def analyse(results_dir: str | Path, **settings) -> dict:
                     "target": target,
                     "time_to_target": ttt,
                     "ratio_vs_dgd": ratio,
+                    "rounds_to_target": rtt,
+                    "rounds_ratio_vs_dgd": r_ratio,
                     "test_accuracy": r["test_accuracy"],
                     "time_per_round": r["time_per_round"],
+                    "lr": r.get("lr"),
+                    "momentum": r.get("momentum"),
+                    "tuned": bool(r.get("tuned")),
                 }
             )
     return {"settings": rep, "per_run": per_run, "headline": _headline(per_run)}
 
 
 def _mean_std(xs) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; nan for fewer than 2 values)."""
     xs = np.asarray([x for x in xs if x is not None and np.isfinite(x)], dtype=float)
     if xs.size == 0:
         return math.nan, math.nan
-    return float(xs.mean()), float(xs.std())
+    return float(xs.mean()), float(xs.std(ddof=1)) if xs.size > 1 else math.nan
 
 
 def _scheme_order(names) -> list[str]:
@@ -161,6 +152,7 @@ def _headline(per_run: list[dict], key: str | None = None) -> list[dict]:
             ratios = [p["ratio_vs_dgd"] for p in ps]
             reached = sum(np.isfinite(p["time_to_target"]) for p in ps)
             r_mean, r_std = _mean_std(ratios)
+            rr_mean, rr_std = _mean_std([p["rounds_ratio_vs_dgd"] for p in ps])
             a_mean, a_std = _mean_std([p["test_accuracy"] for p in ps])
             t_mean, _ = _mean_std([p["time_per_round"] for p in ps])
             row = {key: k} if key else {}
@@ -171,6 +163,9 @@ def _headline(per_run: list[dict], key: str | None = None) -> list[dict]:
                 ratio_mean=r_mean,
                 ratio_std=r_std,
                 ratio_median=float(np.nanmedian(ratios)) if np.isfinite(ratios).any() else math.nan,
+                rounds_ratio_mean=rr_mean,
+                rounds_ratio_std=rr_std,
+                lr=_lr_text(ps),
                 accuracy_mean=a_mean,
                 accuracy_std=a_std,
                 time_per_round=t_mean,
@@ -179,46 +174,93 @@ def _headline(per_run: list[dict], key: str | None = None) -> list[dict]:
     return out
 
 
+def _lr_text(ps: list[dict]) -> str:
+    """The learning rates used (``"0.5"``, or ``"0.1-1"`` when they differ by group)."""
+    lrs = sorted({float(p["lr"]) for p in ps if p.get("lr") is not None})
+    mark = " (tuned)" if any(p.get("tuned") for p in ps) else ""
+    if not lrs:
+        return ""
+    return (f"{lrs[0]:g}" if len(lrs) == 1 else f"{lrs[0]:g}-{lrs[-1]:g}") + mark
+
+
 # ---------------------------------------------------------------- plotting
+
+TIME_UNITS = "simulated time units"
+
+
+def group_title(rows: list[dict]) -> str:
+    """A readable title for a comparison group from its results rows."""
+    r = rows[0]
+    delay = r.get("delay") or r["straggler"]
+    return (
+        f"{r['dataset']}/{r['model']}, {str(r['partitioning']).replace('_', '-')} partitions, "
+        f"s = {r['s']}; stragglers '{r['straggler']}': {delay}"
+    )
 
 
 def _group_figure(group: str, rows: list[dict], curves: dict, per_run: list[dict], out: Path):
+    return save(group_figure(group, rows, curves, per_run), out, tight=False)
+
+
+def group_figure(group: str, rows: list[dict], curves: dict, per_run: list[dict]):
+    """The group's figure (not saved): curves, bars, staleness; one legend for all panels."""
     schemes = _scheme_order({r["scheme"] for r in rows})
-    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
-    fig.suptitle(group)
+    fig, axes = plt.subplots(2, 4, figsize=(15, 7))
+    fig.suptitle(group_title(rows), fontsize=11)
     panels = [
         (axes[0, 0], "time", "train_loss"),
         (axes[0, 1], "round", "train_loss"),
         (axes[1, 0], "time", "test_accuracy"),
         (axes[1, 1], "round", "test_accuracy"),
     ]
+    handles = {}
     for scheme in schemes:
         cs = [curves[r["cell_id"]] for r in rows if r["scheme"] == scheme]
         m = min(len(c["round"]) for c in cs)
         if m == 0:
             continue
-        st = {k: v for k, v in style(scheme).items() if k != "marker"}
+        st = style(scheme)
         for ax, xk, yk in panels:
             x = np.mean([c[xk][:m] for c in cs], axis=0)
             ys = np.array([c[yk][:m] for c in cs])
-            mu, sd = ys.mean(axis=0), ys.std(axis=0)
-            ax.plot(x, mu, **st)
-            ax.fill_between(x, mu - sd, mu + sd, color=st.get("color"), alpha=0.15, lw=0)
+            mu = ys.mean(axis=0)
+            sd = ys.std(axis=0, ddof=1) if len(ys) > 1 else np.zeros_like(mu)
+            (line,) = ax.plot(x, mu, markevery=max(1, m // 6), markersize=5, **st)
+            ax.fill_between(x, mu - sd, mu + sd, color=st.get("color"), alpha=0.12, lw=0)
+            handles[scheme] = line
     for ax, xk, yk in panels:
-        ax.set_xlabel("simulated wall-clock time" if xk == "time" else "round")
-        ax.set_ylabel(yk.replace("_", " "))
+        ax.set_xlabel(TIME_UNITS if xk == "time" else "round")
+        ax.set_ylabel(yk.replace("_", " ") + (" (fraction)" if yk.endswith("accuracy") else ""))
         if yk.endswith("loss"):
             ax.set_yscale("log")
-    axes[0, 0].legend(fontsize=7)
+        ax.grid(alpha=0.3)
     runs = [p for p in per_run if p["group"] == group]
-    _bars(axes[0, 2], schemes, runs, "time_per_round", "time per iteration")
-    _bars(axes[0, 3], schemes, runs, "time_to_target", "time to target")
-    _bars(axes[1, 3], schemes, runs, "test_accuracy", "final test accuracy")
+    _bars(
+        axes[0, 2], schemes, runs, "time_per_round", "time per iteration", f"{TIME_UNITS} per round"
+    )
+    _bars(axes[0, 3], schemes, runs, "time_to_target", "time to target", TIME_UNITS)
+    _bars(
+        axes[1, 3],
+        schemes,
+        runs,
+        "test_accuracy",
+        "final test accuracy",
+        "test accuracy (fraction)",
+    )
     _staleness(axes[1, 2], schemes, rows, curves)
-    return save(fig, out)
+    fig.legend(
+        list(handles.values()),
+        [style(s).get("label", s) for s in handles],
+        loc="lower center",
+        ncol=min(len(handles), 7),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    return fig
 
 
-def _bars(ax, schemes, runs, key, title):
+def _bars(ax, schemes, runs, key, title, ylabel):
     xs, mus, sds, colors, notes = [], [], [], [], []
     for i, s in enumerate(schemes):
         vals = [p[key] for p in runs if p["scheme"] == s]
@@ -236,11 +278,13 @@ def _bars(ax, schemes, runs, key, title):
     ax.set_xticks(xs, [style(s).get("label", s) for s in schemes], rotation=45, ha="right",
                   fontsize=7)  # fmt: skip
     ax.set_title(title + (" (reached/runs)" if key == "time_to_target" else ""), fontsize=9)
+    ax.set_ylabel(ylabel)
 
 
 def _staleness(ax, schemes, rows, curves):
     fam = [s for s in schemes if s in PGC_FAMILY]
     ax.set_title("max staleness per round (stale schemes)", fontsize=9)
+    ax.set_ylabel("fraction of rounds")
     if not fam:
         ax.text(0.5, 0.5, "no scheme with stale gradients", ha="center", va="center")
         return
@@ -254,7 +298,6 @@ def _staleness(ax, schemes, rows, curves):
                color=style(s).get("color"), label=style(s).get("label", s))  # fmt: skip
     ax.set_xlabel("staleness (rounds)")
     ax.set_ylabel("fraction of rounds")
-    ax.legend(fontsize=7)
 
 
 def _headline_figure(head: list[dict], out: Path) -> Path:
@@ -283,16 +326,26 @@ def _fmt(x, digits=3) -> str:
 
 
 def _table_rows(head: list[dict], key: str | None = None) -> tuple[list[str], list[list[str]]]:
-    cols = ([key] if key else []) + ["scheme", "time-to-target ratio vs DGD (mean ± std)",
-            "median ratio", "reached/runs", "final test accuracy", "time/round"]  # fmt: skip
+    cols = ([key] if key else []) + [
+        "scheme",
+        "lr",
+        "time-to-target ratio vs DGD (mean ± std)",
+        "median ratio",
+        "rounds-to-target ratio vs DGD (mean ± std)",
+        "reached/runs",
+        "final test accuracy",
+        "time/round",
+    ]
     body = []
     for h in head:
         body.append(
             ([str(h[key])] if key else [])
             + [
                 h["scheme"],
+                h.get("lr", ""),
                 f"{_fmt(h['ratio_mean'])} ± {_fmt(h['ratio_std'])}",
                 _fmt(h["ratio_median"]),
+                f"{_fmt(h['rounds_ratio_mean'])} ± {_fmt(h['rounds_ratio_std'])}",
                 f"{h['reached']}/{h['runs']}",
                 f"{_fmt(h['accuracy_mean'])} ± {_fmt(h['accuracy_std'])}",
                 _fmt(h["time_per_round"], 2),
@@ -368,15 +421,21 @@ def render_report(results_dir: str | Path, **settings) -> Path:
     )
     failed = [r for r in all_rows if r["status"] != "ok"]
     skipped = _read_skipped(results_dir / "skipped.csv")
+    exp = _experiment(results_dir)
+    name = html.escape(str(exp.get("name") or results_dir.name))
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>gradcode report: {html.escape(results_dir.name)}</title>",
+        f"<title>{name}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>gradcode report: {html.escape(results_dir.name)}</h1>",
+        f"<h1>{name}</h1>",
+        f"<p>Results directory {html.escape(str(results_dir))}.</p>",
+        _params_html(exp, all_rows),
+        _tuning_html(exp, results_dir),
         f"<p>{len(ok_rows)} finished cells, {len(failed)} failed or missing, "
         f"{len(skipped)} skipped, {len(groups)} groups. Target: {html.escape(target_txt)}; "
         "ratio = scheme's simulated time to target / DGD's, per seed (same straggler schedule), "
-        "mean ± std over the runs that reached it.</p>",
+        "mean ± sample std (ddof = 1) over the runs that reached it; the rounds-to-target ratio "
+        "separates fewer rounds from cheaper rounds.</p>",
         "<h2>Headline</h2>",
         _html_table(head),
         "<h3>By straggler model</h3>",
@@ -394,12 +453,91 @@ def render_report(results_dir: str | Path, **settings) -> Path:
                   for r in failed]  # fmt: skip
         parts.append("</ul>")
     parts.append("<h2>Figures</h2>")
+    titles = {f"group_{g}": group_title(groups[g]) for g in groups}
+    titles["headline"] = "Time-to-target ratio vs DGD, all groups"
     for p in images:
-        parts.append(f"<h3>{html.escape(p.stem)}</h3>{_img(p)}")
+        parts.append(f"<h3>{html.escape(titles.get(p.stem, p.stem))}</h3>{_img(p)}")
     parts.append("</body></html>")
     path = out / "report.html"
     path.write_text("\n".join(parts))
     return path
+
+
+def _experiment(results_dir: Path) -> dict:
+    path = results_dir / "experiment.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+
+
+def _params_html(exp: dict, rows: list[dict]) -> str:
+    """The run parameters: workers, rounds, optimizer, lr (or tuning), straggler specs."""
+    if not exp:
+        return ""
+    tune = exp.get("tune")
+    lr = (
+        f"tuned per scheme and group from {tune['lr']} (tuning seed {tune['seed']})"
+        if tune
+        else f"{exp.get('lr')} for every scheme (task overrides: see lr column)"
+    )
+    items = [
+        ("workers", exp.get("workers")),
+        ("rounds", exp.get("rounds")),
+        ("optimizer", f"{exp.get('optimizer')}, momentum {exp.get('momentum')}"),
+        ("learning rate", lr),
+        ("evaluation every", f"{exp.get('eval_every')} rounds"),
+        ("deadline", exp.get("deadline") or "none"),
+        ("backend", exp.get("backend")),
+        ("seeds (reported)", sorted({r["seed"] for r in rows})),
+    ]
+    for name, spec in (exp.get("stragglers") or {}).items():
+        text = " + ".join(f"{k} {v}" for k, v in spec.items() if v is not None)
+        items.append((f"stragglers '{name}'", text))
+    lis = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in items)
+    return f"<h2>Run parameters</h2><ul>{lis}</ul>"
+
+
+def _tuning_html(exp: dict, results_dir: Path) -> str:
+    path = results_dir / "tuning.csv"
+    if not exp.get("tune") or not path.is_file():
+        return ""
+    chosen = [r for r in read_csv(path) if r["chosen"]]
+    th = "".join(
+        f"<th>{c}</th>"
+        for c in (
+            "group",
+            "scheme",
+            "lr",
+            "momentum",
+            "time to target (tuning seed)",
+            "rounds to target",
+            "final accuracy",
+        )
+    )
+    trs = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(v))}</td>"
+            for v in (
+                r["group"],
+                r["scheme"],
+                r["lr"],
+                r["momentum"],
+                _fmt(r["time_to_target"], 2),
+                _fmt(r["rounds_to_target"], 0),
+                _fmt(r["final_accuracy"]),
+            )
+        )
+        + "</tr>"
+        for r in chosen
+    )
+    return (
+        "<h2>Tuned learning rates</h2><p>Each scheme's lr (and momentum) per group, chosen on "
+        f"tuning seed {exp['tune']['seed']} (not reported) by time to target, ties by final "
+        "accuracy; every candidate is in tuning.csv.</p>"
+        f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+    )
 
 
 def _csv_text(rows: list[dict]) -> str:
