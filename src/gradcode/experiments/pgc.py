@@ -9,17 +9,24 @@ times slower), iid and label-sorted partitions.  Every scheme sees the same
 seeded straggler schedule; training runs on the in-process backend (real
 gradients, virtual clock).
 
-Two measurements per cell:
+Learning rates are tuned per scheme and cell (a stale-gradient scheme takes
+effectively larger steps than DGD at one fixed rate, so a single rate would
+compare step sizes, not straggler tolerance): every candidate in ``lrs`` runs
+on ``tune_seed`` (never the reported seed), each scheme keeps the one with the
+smallest simulated time to ``f - f* <= target`` (ties: smaller final
+suboptimality, then smaller lr), and the reported run uses it.
+
+Measurements per cell, on the reported seed:
 
 * final suboptimality after the same number of rounds, relative to DGD's;
-* simulated time to reach a suboptimality target (``target_factor`` times
-  DGD's final suboptimality), i.e. rounds x per-round time.
+* simulated time and rounds to reach the suboptimality ``target``.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,15 +43,30 @@ SCHEMES = ("dgd", "is_sgd", "frc", "crc", "pgc", "pgc_reference", "pgc_memory", 
 
 @dataclass(frozen=True)
 class PGCStudyConfig:
+    """``lrs``: candidate learning rates (``()``: every scheme uses ``lr``);
+    ``tune_seed`` (default ``seed + 1000``): the seed the candidates run on."""
+
     n: int = 24
     stragglers: tuple[int, ...] = (1, 3)
     rounds: int = 400
     lr: float = 1.0
+    lrs: tuple[float, ...] = (1.0, 2.0, 4.0)
+    tune_seed: int | None = None
     lam: float = 1e-2
     kappa: float = 10.0
     seed: int = 0
-    target_factor: float = 10.0
+    target: float = 1e-6
     schemes: tuple[str, ...] = SCHEMES
+
+    def __post_init__(self) -> None:
+        if self.tune_seed is not None and self.tune_seed == self.seed:
+            raise ValueError(f"tune_seed must differ from the reported seed {self.seed}")
+        if not all(x > 0 for x in self.lrs) or not self.lr > 0:
+            raise ValueError("learning rates must be positive")
+
+    @property
+    def tuning_seed(self) -> int:
+        return self.seed + 1000 if self.tune_seed is None else self.tune_seed
 
 
 def breast_cancer_oracle(n: int, how: str, lam: float, rng: np.random.Generator) -> LogisticOracle:
@@ -53,12 +75,46 @@ def breast_cancer_oracle(n: int, how: str, lam: float, rng: np.random.Generator)
     X, y = load_breast_cancer(return_X_y=True)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     idx = np.argsort(y, kind="stable") if how == "label-sorted" else rng.permutation(len(y))
-    return LogisticOracle(X, y, np.array_split(idx, n), lam=lam)
+    oracle = LogisticOracle(X, y, np.array_split(idx, n), lam=lam)
+    oracle.f_star = oracle.optimum()[1]  # solved once per oracle, reused by every run
+    return oracle
 
 
 def models(cfg: PGCStudyConfig, s: int) -> dict:
     base = ShiftedExponential(1.0, 1.0)
     return {"random": base, "persistent": PersistentSlow(base, k=s, kappa=cfg.kappa)}
+
+
+def _train(cfg: PGCStudyConfig, name: str, s: int, oracle, model, seed: int, lr: float):
+    """One run: (suboptimality, clock, staleness) per round (``oracle.f_star`` set by caller)."""
+    f_star = oracle.f_star
+    scheme = make_scheme(name, cfg.n, 0 if name == "dgd" else s, rng=np.random.default_rng(seed))
+    cluster = LocalCluster(scheme, oracle, Schedule(model, seed, cfg.rounds, cfg.n))
+    loop = LoopConfig(rounds=cfg.rounds, optimizer=OptimizerConfig(lr=lr), eval_every=1)
+    res = train(scheme, cluster, oracle, loop)
+    sub = np.array([h["train_loss"] - f_star for h in res.history])
+    clock = np.array([h["time"] for h in res.history])
+    stale = np.array([h["staleness_mean"] for h in res.history])
+    return sub, clock, stale
+
+
+def _to_target(sub: np.ndarray, clock: np.ndarray, target: float) -> tuple[float, float]:
+    """(simulated time, rounds) of the first round with ``f - f* <= target`` (inf if never)."""
+    hit = np.flatnonzero(np.nan_to_num(sub, nan=np.inf) <= target)
+    return (float(clock[hit[0]]), float(hit[0] + 1)) if hit.size else (math.inf, math.inf)
+
+
+def tune_lr(cfg: PGCStudyConfig, name: str, s: int, oracle, model) -> float:
+    """The candidate with the smallest time to target on the tuning seed."""
+    if not cfg.lrs:
+        return cfg.lr
+
+    def key(lr):
+        sub, clock, _ = _train(cfg, name, s, oracle, model, cfg.tuning_seed, lr)
+        final = float(sub[-1]) if np.isfinite(sub[-1]) else math.inf
+        return (_to_target(sub, clock, cfg.target)[0], final, lr)
+
+    return min(cfg.lrs, key=key)
 
 
 def run(
@@ -69,50 +125,46 @@ def run(
     rows, curves = [], []
     for how, s in itertools.product(("iid", "label-sorted"), cfg.stragglers):
         oracle = breast_cancer_oracle(cfg.n, how, cfg.lam, np.random.default_rng(cfg.seed))
-        _, f_star = oracle.optimum()
+        tune_oracle = breast_cancer_oracle(
+            cfg.n, how, cfg.lam, np.random.default_rng(cfg.tuning_seed)
+        )
         for model_name, model in models(cfg, s).items():
             cell = []
             for name in cfg.schemes:
                 if progress:
                     progress(f"{how} s={s} {model_name} {name}")
-                scheme = make_scheme(
-                    name, cfg.n, 0 if name == "dgd" else s, rng=np.random.default_rng(cfg.seed)
-                )
-                cluster = LocalCluster(scheme, oracle, Schedule(model, cfg.seed, cfg.rounds, cfg.n))
-                loop = LoopConfig(
-                    rounds=cfg.rounds, optimizer=OptimizerConfig(lr=cfg.lr), eval_every=1
-                )
-                res = train(scheme, cluster, oracle, loop)
-                sub = np.array([h["train_loss"] - f_star for h in res.history])
-                clock = np.array([h["time"] for h in res.history])
-                stale = np.array([h["staleness_mean"] for h in res.history])
-                cell.append((name, sub, clock, stale))
-                for h, so in zip(res.history, sub, strict=True):
+                lr = tune_lr(cfg, name, s, tune_oracle, model)
+                sub, clock, stale = _train(cfg, name, s, oracle, model, cfg.seed, lr)
+                cell.append((name, lr, sub, clock, stale))
+                for t, (so, tm) in enumerate(zip(sub, clock, strict=True)):
                     curves.append(
                         dict(
                             partitions=how,
                             s=s,
                             stragglers=model_name,
                             scheme=name,
-                            round=h["round"],
-                            time=h["time"],
+                            lr=lr,
+                            round=t,
+                            time=tm,
                             suboptimality=so,
                         )
                     )
-            dgd_final = next(sub[-1] for nm, sub, _, _ in cell if nm == "dgd")
-            target = cfg.target_factor * dgd_final
-            for name, sub, clock, stale in cell:
-                hit = np.flatnonzero(sub <= target)
+            dgd_final = next(sub[-1] for nm, _, sub, _, _ in cell if nm == "dgd")
+            for name, lr, sub, clock, stale in cell:
+                ttt, rtt = _to_target(sub, clock, cfg.target)
                 rows.append(
                     dict(
                         partitions=how,
                         s=s,
                         stragglers=model_name,
                         scheme=name,
+                        lr=lr,
+                        tuned=bool(cfg.lrs),
                         final_suboptimality=float(sub[-1]),
-                        ratio_to_dgd=float(sub[-1] / dgd_final),
+                        ratio_to_dgd=float(max(sub[-1], 1e-16) / max(dgd_final, 1e-16)),
                         time_per_round=float(clock[-1] / len(clock)),
-                        time_to_target=float(clock[hit[0]]) if hit.size else float("inf"),
+                        time_to_target=ttt,
+                        rounds_to_target=rtt,
                         mean_staleness=float(stale.mean()),
                     )
                 )
@@ -136,15 +188,21 @@ def _cells(cfg: PGCStudyConfig):
     )
 
 
+def _lr_note(cfg: PGCStudyConfig) -> str:
+    if not cfg.lrs:
+        return f"lr {cfg.lr:g} for every scheme (not tuned)"
+    return (
+        f"lr tuned per scheme and cell from {list(cfg.lrs)} on seed {cfg.tuning_seed} "
+        f"(reported seed {cfg.seed}; chosen values in pgc_runs.csv)"
+    )
+
+
 def plot_curves(curves: list[dict], cfg: PGCStudyConfig, path: Path) -> Path:
     cells = _cells(cfg)
     cols = 4
-    fig, axes = plt.subplots(
-        (len(cells) + cols - 1) // cols,
-        cols,
-        figsize=(16, 3.6 * ((len(cells) + cols - 1) // cols)),
-        squeeze=False,
-    )
+    nrows = (len(cells) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(16, 3.6 * nrows + 0.8), squeeze=False)
+    handles = {}
     for ax, (how, s, model) in zip(axes.flat, cells, strict=False):
         for name in cfg.schemes:
             pts = [
@@ -152,44 +210,66 @@ def plot_curves(curves: list[dict], cfg: PGCStudyConfig, path: Path) -> Path:
                 for c in curves
                 if (c["partitions"], c["s"], c["stragglers"], c["scheme"]) == (how, s, model, name)
             ]
-            ax.semilogy(
+            st = style(name)
+            (handles[name],) = ax.semilogy(
                 [c["round"] for c in pts],
                 [max(c["suboptimality"], 1e-16) for c in pts],
-                **{k: v for k, v in style(name).items() if k != "marker"},
-                lw=1.2,
+                markevery=max(1, len(pts) // 8),
+                markersize=4,
+                **{"lw": 1.2, **st},
             )
         ax.set_title(f"{how}, s={s}, {model}", fontsize=10)
         ax.set_xlabel("round")
         ax.set_ylabel("f(w) - f*")
+        ax.axhline(cfg.target, color="gray", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=7)
-    return save(fig, path)
+    fig.suptitle(
+        f"logistic regression, n={cfg.n}, {cfg.rounds} rounds; {_lr_note(cfg)}; "
+        f"dotted: target {cfg.target:g}",
+        fontsize=10,
+    )
+    fig.legend(
+        list(handles.values()),
+        [style(n).get("label", n) for n in handles],
+        loc="lower center",
+        ncol=len(handles),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return save(fig, path, tight=False)
 
 
 def plot_time_to_target(rows: list[dict], cfg: PGCStudyConfig, path: Path) -> Path:
     cells = _cells(cfg)
-    fig, ax = plt.subplots(figsize=(14, 4))
+    fig, axes = plt.subplots(2, 1, figsize=(14, 7.5), sharex=True)
     width = 0.8 / len(cfg.schemes)
-    for j, name in enumerate(cfg.schemes):
-        vals = []
-        for how, s, model in cells:
-            (r,) = [
-                x
-                for x in rows
-                if (x["partitions"], x["s"], x["stragglers"], x["scheme"]) == (how, s, model, name)
-            ]
-            vals.append(r["time_to_target"] if np.isfinite(r["time_to_target"]) else 0.0)
-        st = style(name)
-        ax.bar(
-            np.arange(len(cells)) + j * width,
-            vals,
-            width,
-            label=st.get("label", name),
-            color=st.get("color"),
-        )
-    ax.set_xticks(np.arange(len(cells)) + 0.4 - width / 2)
-    ax.set_xticklabels([f"{h}\ns={s}, {m}" for h, s, m in cells], fontsize=8)
-    ax.set_ylabel("simulated time to target (0 = never)")
-    ax.legend(fontsize=7, ncol=4)
-    ax.grid(alpha=0.3, axis="y")
+    for ax, key, ylabel in (
+        (axes[0], "time_to_target", "simulated time units to target"),
+        (axes[1], "rounds_to_target", "rounds to target"),
+    ):
+        for j, name in enumerate(cfg.schemes):
+            vals = []
+            for how, s, model in cells:
+                (r,) = [
+                    x
+                    for x in rows
+                    if (x["partitions"], x["s"], x["stragglers"], x["scheme"])
+                    == (how, s, model, name)
+                ]
+                vals.append(r[key] if np.isfinite(r[key]) else 0.0)
+            st = style(name)
+            ax.bar(
+                np.arange(len(cells)) + j * width,
+                vals,
+                width,
+                label=st.get("label", name),
+                color=st.get("color"),
+            )
+        ax.set_ylabel(ylabel + " (0 = never)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[1].set_xticks(np.arange(len(cells)) + 0.4 - width / 2)
+    axes[1].set_xticklabels([f"{h}\ns={s}, {m}" for h, s, m in cells], fontsize=8)
+    axes[0].set_title(f"time and rounds to f - f* <= {cfg.target:g}; {_lr_note(cfg)}", fontsize=10)
+    axes[0].legend(fontsize=7, ncol=4)
     return save(fig, path)
