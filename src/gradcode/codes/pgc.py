@@ -342,7 +342,8 @@ class PGC:
 
     # --- simulator hook: coverage of each arrival pattern ------------------------------
     def decode_batch(self, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(covered, residual)`` per round, without caches or staleness (on-time only)."""
+        """``(covered, residual)`` per round, without caches or staleness (on-time only;
+        the steady state: the filling rounds ``1 .. fill`` are not modelled)."""
         used = np.asarray(used, dtype=bool)
         if self.placement_kind == "frc":
             return _rescaled_coverage(used.reshape(len(used), -1, self.r).any(axis=2), self.r)
