@@ -142,3 +142,16 @@ def test_report_shows_tuned_learning_rates(tuned_results, tmp_path):
     head = {h["scheme"]: h for h in analyse(results)["headline"]}
     for (_, scheme), (lr, _m) in res.chosen.items():
         assert head[scheme]["lr"] == f"{lr:g} (tuned)"
+
+
+def test_group_figure_says_how_learning_rates_were_chosen(ci_results, tuned_results):
+    from gradcode.experiments.harness import read_csv
+    from gradcode.experiments.report import _curves, group_figure
+
+    for (_, out, _), expect in ((ci_results, "0.5 for every scheme (not tuned)"),
+                                (tuned_results, "tuned per scheme on seed 7: dgd ")):  # fmt: skip
+        rows = read_csv(out / "results.csv")
+        rows = [r for r in rows if r["group"] == rows[0]["group"]]
+        curves = _curves(read_csv(out / "rounds.csv"))
+        fig = group_figure(rows[0]["group"], rows, curves, analyse(out)["per_run"])
+        assert expect in fig._suptitle.get_text()

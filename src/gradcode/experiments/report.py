@@ -183,6 +183,17 @@ def _lr_text(ps: list[dict]) -> str:
     return (f"{lrs[0]:g}" if len(lrs) == 1 else f"{lrs[0]:g}-{lrs[-1]:g}") + mark
 
 
+def _lr_line(rows: list[dict], schemes: list[str]) -> str:
+    """Which learning rates the group's runs used (tuned per scheme, or one fixed value)."""
+    by = {s: sorted({float(r["lr"]) for r in rows if r["scheme"] == s}) for s in schemes}
+    if any(r.get("tuned") for r in rows):
+        seed = next((r.get("tune_seed") for r in rows if r.get("tuned")), "?")
+        vals = ", ".join(f"{s} {'/'.join(f'{x:g}' for x in v)}" for s, v in by.items())
+        return f"learning rate tuned per scheme on seed {seed}: {vals}"
+    lrs = sorted({x for v in by.values() for x in v})
+    return "learning rate " + "/".join(f"{x:g}" for x in lrs) + " for every scheme (not tuned)"
+
+
 # ---------------------------------------------------------------- plotting
 
 TIME_UNITS = "simulated time units"
@@ -206,7 +217,7 @@ def group_figure(group: str, rows: list[dict], curves: dict, per_run: list[dict]
     """The group's figure (not saved): curves, bars, staleness; one legend for all panels."""
     schemes = _scheme_order({r["scheme"] for r in rows})
     fig, axes = plt.subplots(2, 4, figsize=(15, 7))
-    fig.suptitle(group_title(rows), fontsize=11)
+    fig.suptitle(group_title(rows) + "\n" + _lr_line(rows, schemes), fontsize=10)
     panels = [
         (axes[0, 0], "time", "train_loss"),
         (axes[0, 1], "round", "train_loss"),
@@ -256,7 +267,7 @@ def group_figure(group: str, rows: list[dict], curves: dict, per_run: list[dict]
         fontsize=8,
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     return fig
 
 
