@@ -59,8 +59,8 @@ def test_ray_training_matches_local(ray_session, tmp_path, scheme, n):
     l_loss, r_loss = local.history[-1]["train_loss"], remote.history[-1]["train_loss"]
     assert r_loss == pytest.approx(l_loss, rel=0.05)
     assert r_loss < 0.5 * task_loss0(scheme)
-    key = "covered" if scheme == "pgc" else "exact"
-    assert all(h[key] for h in remote.history)
+    key = "covered" if scheme == "pgc" else "exact"  # pgc: once its pipeline has filled
+    assert all(h[key] for h in remote.history if h["decoder"] != "pgc-filling")
     assert all(h["ready"] for h in remote.history)
     if scheme == "frc":  # exact every round: same gradients up to float summation order
         np.testing.assert_allclose(remote.weights, local.weights, rtol=1e-9, atol=1e-12)

@@ -3,7 +3,7 @@
 Why tune per scheme.  A stale-gradient scheme (PGC and its variants, SR-SGC)
 applies a mix of gradients from the last few weights; on a path where the
 gradient shrinks that mix is larger than the current gradient, so at one fixed
-learning rate it takes effectively larger steps (PGC: 1.04-1.3x on
+learning rate it takes effectively larger steps (PGC: 1.04-1.36x on
 breast_cancer/logreg) and can look faster *per round* for a reason that has
 nothing to do with stragglers.  Giving every scheme its own best learning rate
 removes that advantage from the comparison.
