@@ -45,6 +45,12 @@ def experiment_run(config: Path, out_dir: Path | None = None, quiet: bool = Fals
     )
     for cid in res.failed[:10]:
         out.print(f"  failed: {cid} (see {out_dir / 'runs' / cid / 'error.txt'})")
+    if cfg.tune is not None:
+        out.print(
+            f"tuning: {len(cfg.tuning_cells())} run(s) on seed {cfg.tune.seed} "
+            f"({len(res.tuning_ran)} run now, {len(res.tuning_failed)} failed) "
+            f"-> {out_dir / 'tuning.csv'}"
+        )
 
 
 def report(results_dir: Path) -> None:

@@ -374,3 +374,17 @@ def test_tuned_grid_resumes(tuned_results, tmp_path):
 def _chosen(out):
     return {r["scheme"]: (r["lr"], r["momentum"]) for r in read_csv(out / "tuning.csv")
             if r["chosen"]}  # fmt: skip
+
+
+def test_cli_experiment_run_reports_tuning(tmp_path, capsys):
+    from gradcode.cli_experiment import experiment_run
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text(
+        'workers = 4\nrounds = 3\neval_every = 3\n[stragglers.se]\nbase = "shifted-exp"\n'
+        '[grid]\nschemes = ["dgd"]\nseeds = [0]\ntasks = ["wine/logreg"]\n'
+        's = [1]\npartitionings = ["iid"]\n[tune]\nlr = [0.1, 0.5]\nseed = 9\n'
+    )
+    experiment_run(toml, tmp_path / "out", quiet=True)
+    text = capsys.readouterr().out
+    assert "ran 1 cell(s)" in text and "tuning: 2 run(s) on seed 9 (2 run now, 0 failed)" in text
