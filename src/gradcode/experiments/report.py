@@ -6,13 +6,16 @@
 
 * ``group_<group>.png`` per comparison group (dataset/model, partitioning,
   straggler model, s): loss and accuracy vs simulated wall-clock time and vs
-  rounds (mean over seeds, std band; the x position on the time axis is the
-  mean time at that round), time per iteration, time to target and final
-  accuracy (bars: mean, error bar: std over seeds), and a histogram of the
-  per-round maximum staleness of the schemes with stale gradients (pgc family, SR-SGC);
+  rounds (mean over seeds, sample-std band; the x position on the time axis is
+  the mean time at that round), time per iteration, time to target and final
+  accuracy (bars: mean, error bar: sample std over seeds), and a histogram of
+  the per-round maximum staleness of the schemes with stale gradients (pgc
+  family, SR-SGC); drawn by :mod:`gradcode.experiments.report_figures`;
 * ``headline.png`` -- time-to-target ratio vs DGD per scheme over all groups;
 * ``headline.csv`` / ``headline.md`` -- the headline table;
-* ``report.html`` -- everything above, images embedded as base64.
+* ``report.html`` -- titled by the experiment's name: its run parameters,
+  the tuned learning rates (``[tune]``), the tables, and everything above,
+  images embedded as base64.
 
 Time to target.  For each (group, seed) the target is the training loss
 (``[report] metric``) DGD reaches at ``target_at`` of its rounds (the last
@@ -20,7 +23,10 @@ evaluation at or before that round; ``target_at = 1`` is DGD's final loss),
 or the absolute ``[report] target``.  A run's time to target is the simulated
 time of its first evaluation at or below the target (``inf`` if never); the
 ratio vs DGD is taken per seed (both runs saw the same straggler schedule),
-then averaged over the seeds where the scheme reached the target.
+then averaged over the seeds where the scheme reached the target.  The
+rounds-to-target ratio (rounds at that first evaluation, per seed, vs DGD's)
+is reported next to it, to separate "fewer rounds" from "cheaper rounds".
+Standard deviations are sample ones (``ddof = 1``; "–" for a single value).
 """
 
 from __future__ import annotations
