@@ -7,7 +7,9 @@ user mistake ends in one ``gradcode: error: ...`` line and exit status 2.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -48,11 +50,31 @@ class CLIError(Exception):
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the library's ``ValueError`` (bad user input) into a :class:`CLIError`."""
+    """Turn the library's ``ValueError`` (bad user input) and ``OSError`` (a path
+    that cannot be read or written) into a :class:`CLIError`."""
     try:
         yield
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise CLIError(f"{exc.strerror or exc}{where}") from None
+
+
+def _out_folder(path: Path | None) -> Path | None:
+    """``--out`` callback: the folder must be (or be creatable as) a writable folder."""
+    if path is None:
+        return None
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe == path and not path.is_dir():
+        raise typer.BadParameter(f"{path} exists and is not a folder")
+    if not probe.is_dir():
+        raise typer.BadParameter(f"cannot create {path}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"{probe} is not writable")
+    return path
 
 
 @app.callback(invoke_without_command=True)
@@ -161,7 +183,9 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
 
 @reproduce_app.command("tandon2017")
 def reproduce_tandon2017(
-    out_dir: Path = typer.Option(Path("out/tandon2017"), "--out", help="Output folder."),
+    out_dir: Path = typer.Option(
+        Path("out/tandon2017"), "--out", callback=_out_folder, help="Output folder."
+    ),
     workers: str = typer.Option("10,20,30", "--workers", help="Comma-separated n values."),
     rounds: int = typer.Option(2000, "--rounds", min=1, help="Simulated rounds per point."),
     seed: int = typer.Option(0, "--seed"),
@@ -177,7 +201,9 @@ def reproduce_tandon2017(
 
 @reproduce_app.command("ramamoorthy2024")
 def reproduce_ramamoorthy2024(
-    out_dir: Path = typer.Option(Path("out/ramamoorthy2024"), "--out", help="Output folder."),
+    out_dir: Path = typer.Option(
+        Path("out/ramamoorthy2024"), "--out", callback=_out_folder, help="Output folder."
+    ),
     trials: int = typer.Option(1000, "--trials", min=2, help="Monte-Carlo trials per point."),
     seed: int = typer.Option(0, "--seed"),
     m: int = typer.Option(20, "--m", "--workers", help="Workers m."),
@@ -328,7 +354,9 @@ def train_cmd(
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Use data files without checking their pinned sha256."
     ),
-    out_dir: Path = typer.Option(Path("out/train"), "--out", help="Output folder."),
+    out_dir: Path = typer.Option(
+        Path("out/train"), "--out", callback=_out_folder, help="Output folder."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pkl."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     scheme_opt: list[str] = typer.Option(
@@ -364,7 +392,7 @@ def train_cmd(
             verify=not no_verify,
             address=address,
             time_scale=time_scale,
-            scheme_options=_scheme_options(scheme_opt),
+            scheme_options=_scheme_options(scheme, scheme_opt),
         )
         cfg.delay.build()  # validate before starting anything
         build_scheme(cfg)
@@ -381,16 +409,20 @@ def train_cmd(
     )
 
 
-def _scheme_options(items: list[str] | None) -> tuple[tuple[str, object], ...]:
-    from .runtime.config import _number
+def _scheme_options(scheme: str, items: list[str] | None) -> tuple[tuple[str, object], ...]:
+    """``--scheme-opt key=value`` items, typed by the scheme's constructor signature."""
+    from .runtime.config import _number, typed_options
 
-    out = []
+    pairs = []
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise CLIError(f"--scheme-opt expects key=value, got {item!r}")
-        out.append((key.strip(), _number(value.strip())))
-    return tuple(out)
+        pairs.append((key.strip(), value.strip()))
+    if scheme not in REGISTRY:  # the unknown scheme is reported by make_scheme
+        return tuple((k, _number(v)) for k, v in pairs)
+    with user_errors():
+        return typed_options(pairs, REGISTRY[scheme].factory, f"--scheme-opt for {scheme}")
 
 
 @contextlib.contextmanager
@@ -425,7 +457,9 @@ def _progress(total: int, quiet: bool):
 
 @app.command("demo")
 def demo(
-    out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Output folder."),
+    out_dir: Path = typer.Option(
+        Path("out/demo"), "--out", callback=_out_folder, help="Output folder."
+    ),
     rounds: int = typer.Option(150, "--rounds", min=1),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet"),
@@ -465,7 +499,9 @@ def demo(
 
 @reproduce_app.command("pgc")
 def reproduce_pgc(
-    out_dir: Path = typer.Option(Path("out/pgc"), "--out", help="Output folder."),
+    out_dir: Path = typer.Option(
+        Path("out/pgc"), "--out", callback=_out_folder, help="Output folder."
+    ),
     rounds: int = typer.Option(400, "--rounds", min=2, help="Training rounds per run."),
     stragglers: str = typer.Option("1,3", "--stragglers", help="Comma-separated s values."),
     seed: int = typer.Option(0, "--seed"),
@@ -511,17 +547,26 @@ def experiment_run_cmd(
         ..., help="Experiment grid (TOML), e.g. experiments/pgc_study.toml."
     ),
     out_dir: Path = typer.Option(
-        None, "--out", help="Results folder (default results/<config name>); reruns resume."
+        None,
+        "--out",
+        callback=_out_folder,
+        help="Results folder (default results/<config name>); reruns resume.",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Run (or resume) an experiment grid; finished cells are skipped."""
+    """Run (or resume) an experiment grid; finished cells are skipped.
+
+    Exit status 1 when any cell failed (the others still ran; rerun to retry).
+    """
     from .cli_experiment import experiment_run
 
     if not config.is_file():
         raise CLIError(f"no such experiment config: {config}")
     with user_errors():
-        experiment_run(config, out_dir, quiet=quiet)
+        res = experiment_run(config, out_dir, quiet=quiet)
+    if res.failed:
+        print(f"gradcode: {len(res.failed)} cell(s) failed; rerun to retry them", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 @app.command("report")
@@ -535,15 +580,22 @@ def report_cmd(
         render(results_dir)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings as one ``gradcode: warning: ...`` line on stderr."""
+    print(f"gradcode: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app, mapping user mistakes to one line and exit 2."""
     command = typer.main.get_command(app)
     try:
-        rc = command.main(
-            args=list(sys.argv[1:] if argv is None else argv),
-            prog_name="gradcode",
-            standalone_mode=False,
-        )
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            rc = command.main(
+                args=list(sys.argv[1:] if argv is None else argv),
+                prog_name="gradcode",
+                standalone_mode=False,
+            )
     except CLIError as exc:
         print(f"gradcode: error: {exc}", file=sys.stderr)
         sys.exit(2)

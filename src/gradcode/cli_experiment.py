@@ -20,8 +20,12 @@ def default_out_dir(config: Path) -> Path:
     return Path("results") / Path(config).stem
 
 
-def experiment_run(config: Path, out_dir: Path | None = None, quiet: bool = False) -> None:
-    """Run (or resume) the grid in ``config`` into ``out_dir``; print a short summary."""
+def experiment_run(config: Path, out_dir: Path | None = None, quiet: bool = False):
+    """Run (or resume) the grid in ``config`` into ``out_dir``; print a short summary.
+
+    Returns the :class:`~gradcode.experiments.harness.ExperimentResult`
+    (``.failed`` lists the cells that failed).
+    """
     from .experiments.harness import load_experiment, run_experiment
 
     cfg = load_experiment(config)
@@ -51,6 +55,7 @@ def experiment_run(config: Path, out_dir: Path | None = None, quiet: bool = Fals
             f"({len(res.tuning_ran)} run now, {len(res.tuning_failed)} failed) "
             f"-> {out_dir / 'tuning.csv'}"
         )
+    return res
 
 
 def report(results_dir: Path) -> None:

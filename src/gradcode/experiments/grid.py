@@ -69,6 +69,7 @@ Shared schedules and resuming are described in :mod:`gradcode.experiments.harnes
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -382,6 +383,8 @@ def parse_experiment(raw: dict, default_name: str = "experiment") -> ExperimentC
     if not isinstance(extra, list):
         raise ValueError("grids must be an array of tables: [[grids]]")
     for i, over in enumerate(extra):
+        if not isinstance(over, dict):
+            raise ValueError(f"[[grids]] #{i + 1} must be a table of axes, got {over!r}")
         bad = sorted(set(over) - set(GRID_KEYS))
         if bad:
             raise ValueError(f"[[grids]] #{i + 1}: unknown key(s) {bad}; allowed {GRID_KEYS}")
@@ -390,6 +393,8 @@ def parse_experiment(raw: dict, default_name: str = "experiment") -> ExperimentC
         raise ValueError("no grid: [grid] has skip_base = true and there are no [[grids]]")
 
     report = raw.get("report", {})
+    if not isinstance(report, dict):
+        raise ValueError(f"report must be a table: [report] metric = ..., got {report!r}")
     bad = sorted(set(report) - set(REPORT_KEYS))
     if bad:
         raise ValueError(f"[report]: unknown key(s) {bad}; allowed {REPORT_KEYS}")
@@ -483,11 +488,17 @@ def _validate(cfg: ExperimentConfig) -> None:
     from ..codes import REGISTRY
     from ..data import PARTITIONINGS, available_datasets
     from ..models import available_models
+    from ..runtime.config import MAX_SCHEDULE, MAX_WORKERS
 
     if cfg.workers < 1:
         raise ValueError(f"workers must be >= 1, got {cfg.workers}")
     if cfg.rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {cfg.rounds}")
+    if cfg.workers > MAX_WORKERS or cfg.rounds * cfg.workers > MAX_SCHEDULE:
+        raise ValueError(
+            f"need workers <= {MAX_WORKERS} and rounds * workers <= {MAX_SCHEDULE:.0e}, "
+            f"got workers={cfg.workers}, rounds={cfg.rounds}"
+        )
     if not cfg.lr > 0:
         raise ValueError(f"lr must be positive, got {cfg.lr}")
     if cfg.optimizer not in ("sgd", "adam"):
@@ -500,8 +511,15 @@ def _validate(cfg: ExperimentConfig) -> None:
         raise ValueError(f"eval_every must be >= 1, got {cfg.eval_every}")
     if cfg.jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {cfg.jobs}")
-    if cfg.deadline is not None and not cfg.deadline > 0:
-        raise ValueError(f"deadline must be positive, got {cfg.deadline}")
+    if cfg.deadline is not None and not (math.isfinite(cfg.deadline) and cfg.deadline > 0):
+        raise ValueError(f"deadline must be a positive finite number, got {cfg.deadline}")
+    if not (math.isfinite(cfg.lr) and 0 <= cfg.momentum < 1 and cfg.weight_decay >= 0):
+        raise ValueError(
+            f"need a finite lr, momentum in [0, 1) and weight_decay >= 0, got lr={cfg.lr}, "
+            f"momentum={cfg.momentum}, weight_decay={cfg.weight_decay}"
+        )
+    if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
+        raise ValueError(f"data_dir {cfg.data_dir!r} is not a folder")
     names = {n for n, _ in cfg.stragglers}
     datasets, models = available_datasets(), available_models()
     for g in cfg.grids:
@@ -524,6 +542,9 @@ def _validate(cfg: ExperimentConfig) -> None:
         for s in g.s:
             if not 0 <= s < cfg.workers:
                 raise ValueError(f"s must be in 0..{cfg.workers - 1} (workers - 1), got {s}")
+        for seed in g.seeds:
+            if seed < 0:
+                raise ValueError(f"seeds must be >= 0, got {seed}")
     rep = dict(cfg.report)
     if "target_at" in rep and not (
         isinstance(rep["target_at"], int | float) and 0 < rep["target_at"] <= 1
@@ -550,6 +571,30 @@ def _validate_tune(cfg: ExperimentConfig) -> None:
             f"[tune] seed {t.seed} is one of the reported seeds {reported}; "
             "tune on a seed the report never sees"
         )
+
+
+def check_cells(cfg: ExperimentConfig) -> None:
+    """Validate every cell before any runs (one ``ValueError`` naming the first bad one).
+
+    Builds each cell's :class:`RunConfig` (value ranges), draws one round of each
+    straggler model used at ``n = workers`` (e.g. ``persistent k`` > n, crash
+    workers out of range) and loads each dataset once (missing data files).
+    """
+    from ..data import load_dataset
+
+    cells = cfg.cells()
+    for cell in cells:
+        try:
+            cfg.run_config(cell)
+        except ValueError as exc:
+            raise ValueError(f"cell {cell.cell_id}: {exc}") from None
+    for name in sorted({c.straggler for c in cells}):
+        try:
+            cfg.delay_specs[name].build().sample(np.random.default_rng(0), 1, cfg.workers)
+        except ValueError as exc:
+            raise ValueError(f"[stragglers.{name}] at workers={cfg.workers}: {exc}") from None
+    for dataset in sorted({c.dataset for c in cells}):
+        load_dataset(dataset, np.random.default_rng(0), data_dir=cfg.data_dir)
 
 
 def _invalid_pairs(cfg: ExperimentConfig) -> dict[tuple[str, int], str]:

@@ -52,6 +52,7 @@ from .grid import (
     Grid,
     TaskSpec,
     TuneCell,
+    check_cells,
     load_experiment,
     parse_experiment,
 )
@@ -92,11 +93,12 @@ def is_finished(rc: RunConfig, run_dir: Path) -> bool:
     """A cell is finished when its ``summary.json`` exists and its ``config.json``
     matches ``rc`` (a cell run under a different configuration is run again)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "summary.json").is_file():
-        return False
-    try:
+    try:  # a torn summary.json (killed mid-write) means: run the cell again
+        summary = json.loads((run_dir / "summary.json").read_text())
         old = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
+        return False
+    if not isinstance(summary, dict) or not isinstance(old, dict):
         return False
     new = json.loads(json.dumps(asdict(rc), default=str))
     # A field added to RunConfig since the cell ran counts as unchanged at its default.
@@ -124,15 +126,46 @@ def run_cell(rc: RunConfig, run_dir: Path) -> tuple[str, str, float]:
     if err_file.exists():
         err_file.unlink()
     (run_dir / "cell.json").write_text(
-        json.dumps({"seconds": seconds, "schedule_digest": schedule_digest(rc)})
+        json.dumps({"seconds": seconds, "schedule_digest": schedule_digest(rc)}, allow_nan=False)
     )
     return "ok", "", seconds
 
 
-def _pool_init() -> None:  # pragma: no cover - runs in worker processes
+def _pool_init(parent: int) -> None:  # pragma: no cover - runs in worker processes
     import torch
 
     torch.set_num_threads(1)
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int, poll: float = 0.5) -> None:
+    """Make this worker process die when the grid's process ``parent`` dies.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` kills it at once.  Everywhere: a
+    daemon thread polls ``os.getppid()`` and exits when the worker has been
+    re-parented (so even ``kill -9`` of the grid leaves no orphan running cells).
+    """
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _pool_run(rc: RunConfig, run_dir: str) -> tuple[str, str, float]:  # pragma: no cover
@@ -152,10 +185,13 @@ def run_experiment(
     (status ``"ok"``, ``"error"`` or ``"done"`` for cells finished earlier).
     ``jobs`` (default ``cfg.jobs``) runs cells in that many processes.
     """
+    check_cells(cfg)  # every cell valid before any runs (or anything is written)
     out_dir = Path(out_dir)
     runs, tune_dir = out_dir / "runs", out_dir / "tune"
     runs.mkdir(parents=True, exist_ok=True)
-    (out_dir / "experiment.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+    (out_dir / "experiment.json").write_text(
+        json.dumps(cfg.to_dict(), indent=2, default=str, allow_nan=False)
+    )
     cells, tune_cells = cfg.cells(), cfg.tuning_cells()
     result = ExperimentResult(out_dir, cells, skipped=cfg.skipped())
     _write_skipped(out_dir / "skipped.csv", result.skipped)
@@ -257,7 +293,10 @@ def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> 
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context("spawn")  # no fork after torch threads exist
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_pool_init) as pool:
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=_pool_init, initargs=(os.getpid(),)
+    )
+    with pool:
         futs = {pool.submit(_pool_run, cfg.run_config(c), str(runs / c.cell_id)): c for c in todo}
         for fut in as_completed(futs):
             c = futs[fut]
@@ -351,17 +390,19 @@ def collect_results(cfg: ExperimentConfig, out_dir: str | Path) -> tuple[Path, P
         row["tune_seed"] = "" if cfg.tune is None else cfg.tune.seed
         row.update({k: "" for k in SUMMARY_COLUMNS})
         row.update(runtime_seconds="", schedule_digest="")
-        if is_finished(rc, d):
-            summ = json.loads((d / "summary.json").read_text())
+        summ = _read_json(d / "summary.json") if is_finished(rc, d) else None
+        if summ is not None:
             row["status"] = "ok"
             for k in SUMMARY_COLUMNS:
                 if k in summ:
                     row[k] = summ[k]
             if summ.get("rounds"):
                 row["time_per_round"] = summ["wall_clock"] / summ["rounds"]
-            if (d / "cell.json").is_file():
-                meta = json.loads((d / "cell.json").read_text())
-                row.update(runtime_seconds=meta["seconds"], schedule_digest=meta["schedule_digest"])
+            meta = _read_json(d / "cell.json") or {}
+            row.update(
+                runtime_seconds=meta.get("seconds", ""),
+                schedule_digest=meta.get("schedule_digest", ""),
+            )
             for rec in _read_jsonl(d / "rounds.jsonl"):
                 round_rows.append({**cell.row(), **_round_row(rec)})
         elif (d / "error.txt").is_file():
@@ -375,10 +416,28 @@ def collect_results(cfg: ExperimentConfig, out_dir: str | Path) -> tuple[Path, P
     return res, rnd
 
 
+def _read_json(path: Path) -> dict | None:
+    """A JSON object from ``path``; ``None`` when missing or torn."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines log; a torn line (killed mid-write) is skipped."""
     if not path.is_file():
         return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    out = []
+    for ln in path.read_text().splitlines():
+        try:
+            rec = json.loads(ln) if ln.strip() else None
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
 
 
 def _round_row(rec: dict) -> dict:

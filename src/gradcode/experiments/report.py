@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 import math
 from collections import defaultdict
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .harness import read_csv
+from .harness import read_csv as _read_csv
 from .report_figures import (
     PGC_FAMILY,
     _group_figure,
@@ -54,6 +55,41 @@ from .report_figures import (
 from .tuning import rounds_to_target, target_of, time_to_target
 
 BASELINE = "dgd"
+
+
+#: Columns the report needs in each input table.
+_REQUIRED = {
+    "results.csv": ("cell_id", "group", "scheme", "seed", "status"),
+    "rounds.csv": ("cell_id", "round", "time"),
+}
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Rows of an input table, checked: it exists, ends with a newline (not
+    truncated), has the columns the report needs and a full row per line.
+    Anything else is one ``ValueError`` naming the file."""
+    path = Path(path)
+    hint = "rerun `gradcode experiment run` to rewrite it"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing ({hint})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    if not text.endswith("\n"):
+        raise ValueError(f"{path} is truncated (no final newline; {hint})")
+    try:
+        table = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ValueError(f"{path} is not a valid CSV file: {exc}") from None
+    header = table[0] if table else []
+    missing = [c for c in _REQUIRED.get(path.name, ()) if c not in header]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing} ({hint})")
+    for i, row in enumerate(table[1:]):
+        if len(row) != len(header):
+            raise ValueError(f"{path}: row {i + 2} has {len(row)} fields, not {len(header)}")
+    return _read_csv(path)
 
 
 def _settings(results_dir: Path, **override) -> dict:

@@ -18,7 +18,12 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+import json
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field
 
 from ..stragglers import (
     AdditivePause,
@@ -39,14 +44,22 @@ BASE_MODELS = {
 }
 
 
-def _params(text: str, what: str) -> dict:
-    out: dict = {}
+def _params(text: str, what: str, target=None) -> dict:
+    """``"k=2,kappa=5"`` -> ``{"k": 2, "kappa": 5.0}``, typed by ``target``'s signature.
+
+    With a ``target`` (a class or function), every key must be one of its
+    keyword parameters and every value must parse as its annotated type
+    (see :func:`typed_options`); without one, values become int, float or str.
+    """
+    pairs = []
     for item in filter(None, (x.strip() for x in text.split(","))):
         if "=" not in item:
             raise ValueError(f"{what}: expected key=value, got {item!r}")
         key, value = (x.strip() for x in item.split("=", 1))
-        out[key] = _number(value)
-    return out
+        pairs.append((key, value))
+    if target is None:
+        return {k: _number(v) for k, v in pairs}
+    return dict(typed_options(pairs, target, what))
 
 
 def _number(value: str):
@@ -56,6 +69,105 @@ def _number(value: str):
         except ValueError:
             pass
     return value
+
+
+# ------------------------------------------------------- typed key=value options
+
+#: Parameters never set from a key=value string (passed by the caller).
+_NOT_OPTIONS = frozenset({"self", "base", "n", "s", "rng"})
+
+
+def option_types(target) -> dict[str, object]:
+    """Keyword parameters of ``target`` (class or function) -> annotated type.
+
+    A class's ``__init__`` that forwards ``**kw`` is followed to its base
+    class's ``__init__``.  Parameters the caller supplies (``n``, ``s``,
+    ``rng``, ``base``) are left out.
+
+    >>> sorted(option_types(PersistentSlow))
+    ['k', 'kappa', 'layout']
+    """
+    out: dict[str, object] = {}
+    chain = [c.__init__ for c in target.__mro__] if isinstance(target, type) else [target]
+    for fn in chain:
+        try:
+            sig = inspect.signature(fn)
+            hints = typing.get_type_hints(fn)
+        except (TypeError, ValueError, NameError):
+            continue
+        for name, p in sig.parameters.items():
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or name in _NOT_OPTIONS:
+                continue
+            out.setdefault(name, hints.get(name, str))
+        if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            break
+    return out
+
+
+def typed_options(pairs, target, what: str) -> tuple[tuple[str, object], ...]:
+    """Parse ``(key, text)`` pairs against ``target``'s typed signature.
+
+    An unknown key lists the valid ones; a value that does not parse says
+    which key and what type it needs:
+
+    >>> typed_options([("kappa", "abc")], PersistentSlow, "persistent")
+    Traceback (most recent call last):
+    ...
+    ValueError: persistent: kappa=abc: needs a number (float), got 'abc'
+    """
+    types_ = option_types(target)
+    out = []
+    for key, text in pairs:
+        if key not in types_:
+            valid = ", ".join(sorted(types_)) or "none"
+            raise ValueError(f"{what}: unknown key {key!r}; valid keys: {valid}")
+        try:
+            out.append((key, _convert(text, types_[key])))
+        except ValueError as exc:
+            raise ValueError(f"{what}: {key}={text}: {exc}") from None
+    return tuple(out)
+
+
+def _convert(text: str, typ):
+    """``text`` as a value of the annotation ``typ`` (int, float, bool, str,
+    ``X | None``, ``tuple[int, ...]`` written ``a+b+c``)."""
+    args = typing.get_args(typ)
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        if type(None) in args and text.lower() in ("none", "null", ""):
+            return None
+        errors = []
+        for a in (a for a in args if a is not type(None)):
+            try:
+                return _convert(text, a)
+            except ValueError as exc:
+                errors.append(str(exc).removeprefix("needs "))
+        raise ValueError(f"needs {' or '.join(errors)}")
+    if typing.get_origin(typ) is tuple:
+        return tuple(_convert(x, args[0] if args else str) for x in text.split("+"))
+    if typ is bool:
+        low = text.lower()
+        if low in ("true", "yes", "1", "on"):
+            return True
+        if low in ("false", "no", "0", "off"):
+            return False
+        raise ValueError(f"needs true or false (bool), got {text!r}")
+    if typ is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"needs an integer (int), got {text!r}") from None
+    if typ is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"needs a number (float), got {text!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"needs a finite number (float), got {text!r}")
+        return value
+    if typ is str:
+        return text
+    name = getattr(typ, "__name__", str(typ))
+    raise ValueError(f"has type {name}, which cannot be given as text")
 
 
 def _build(cls, params: dict, what: str):
@@ -71,11 +183,12 @@ def parse_delay(spec: str) -> DelayModel:
     name = name.strip()
     if name not in BASE_MODELS:
         raise ValueError(f"unknown delay model {name!r}; choose from {', '.join(BASE_MODELS)}")
-    params = _params(rest, f"delay {name!r}")
     if name == "trace":
+        params = _params(rest, f"delay {name!r}", TraceReplay.from_csv)
         if "path" not in params:
             raise ValueError("delay 'trace' needs path=FILE.csv")
         return TraceReplay.from_csv(params.pop("path"), **params)
+    params = _params(rest, f"delay {name!r}", BASE_MODELS[name])
     return _build(BASE_MODELS[name], params, f"delay {name!r}")
 
 
@@ -93,19 +206,15 @@ class DelaySpec:
         if self.persistent is not None:
             model = _build(
                 PersistentSlow,
-                {"base": model, **_params(self.persistent, "persistent")},
+                {"base": model, **_params(self.persistent, "persistent", PersistentSlow)},
                 "persistent",
             )
         if self.bursty is not None:
-            model = _build(Bursty, {"base": model, **_params(self.bursty, "bursty")}, "bursty")
+            params = _params(self.bursty, "bursty", Bursty)
+            model = _build(Bursty, {"base": model, **params}, "bursty")
         if self.crash is not None:
-            p = _params(self.crash, "crash")
-            if "workers" in p:
-                w = p["workers"]
-                p["workers"] = (
-                    (w,) if isinstance(w, int) else tuple(int(x) for x in str(w).split("+"))
-                )
-            model = _build(CrashStop, {"base": model, **p}, "crash")
+            params = _params(self.crash, "crash", CrashStop)
+            model = _build(CrashStop, {"base": model, **params}, "crash")
         return model
 
     def label(self) -> str:
@@ -154,7 +263,140 @@ class RunConfig:
             raise ValueError(f"time_scale must be >= 0, got {self.time_scale}")
         if self.eval_every < 1:
             raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
+        check_ranges(self)
 
     @property
     def effective_s(self) -> int:
         return 0 if self.scheme == "dgd" else self.stragglers
+
+
+# ------------------------------------------------------------- value ranges
+
+#: Most workers a run may have (the simulator and decoders are tested to 1,000).
+MAX_WORKERS = 10_000
+#: Largest learning rate accepted: bigger steps overflow at once (NaN loss).
+MAX_LR = 1e6
+#: Most (round, worker) cells of a run: the straggler schedule is drawn up front.
+MAX_SCHEDULE = 10**8
+
+
+def check_ranges(cfg: RunConfig) -> None:
+    """Reject values that make no sense before anything runs (one ``ValueError``).
+
+    Numbers must be finite; ``lr`` in ``(0, MAX_LR]``; ``deadline`` positive; ``momentum`` in
+    ``[0, 1)``; ``weight_decay``, ``seed``, ``checkpoint_every`` and
+    ``time_scale`` non-negative; ``stragglers >= 0``; ``1 <= workers <= MAX_WORKERS``;
+    ``rounds * workers <= MAX_SCHEDULE``.
+
+    >>> RunConfig(deadline=-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: deadline must be a positive finite number, got -1.0
+    """
+
+    def need(ok: bool, name: str, what: str) -> None:
+        if not ok:
+            raise ValueError(f"{name} must be {what}, got {getattr(cfg, name)!r}")
+
+    def finite(x) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+    for name in ("workers", "stragglers", "rounds", "seed", "eval_every", "checkpoint_every"):
+        need(isinstance(getattr(cfg, name), int), name, "an integer")
+    need(1 <= cfg.workers <= MAX_WORKERS, "workers", f"in 1..{MAX_WORKERS}")
+    need(cfg.stragglers >= 0, "stragglers", ">= 0")  # s < n: checked by the scheme
+    need(cfg.rounds >= 1, "rounds", ">= 1")
+    need(cfg.rounds * cfg.workers <= MAX_SCHEDULE, "rounds", f"<= {MAX_SCHEDULE:.0e} / workers")
+    need(cfg.seed >= 0, "seed", ">= 0")
+    need(cfg.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0 = never)")
+    need(finite(cfg.lr) and 0 < cfg.lr <= MAX_LR, "lr", f"a finite number in (0, {MAX_LR:g}]")
+    need(finite(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum", "a finite number in [0, 1)")
+    need(finite(cfg.weight_decay) and cfg.weight_decay >= 0, "weight_decay", "finite and >= 0")
+    if cfg.deadline is not None:
+        need(finite(cfg.deadline) and cfg.deadline > 0, "deadline", "a positive finite number")
+    if cfg.time_scale is not None:
+        need(finite(cfg.time_scale) and cfg.time_scale >= 0, "time_scale", "finite and >= 0")
+    need(cfg.optimizer in ("sgd", "adam"), "optimizer", "'sgd' or 'adam'")
+    need(cfg.on_undecodable in ("fallback", "stop"), "on_undecodable", "'fallback' or 'stop'")
+
+
+# ------------------------------------------------------------------ resuming
+
+#: Fields a resumed run may change: they do not alter the trained trajectory.
+#: ``rounds`` may only grow (checked separately).
+RESUMABLE_CHANGES = frozenset({"rounds", "eval_every", "checkpoint_every", "address"})
+
+
+def config_record(cfg: RunConfig) -> dict:
+    """``cfg`` as the JSON-ready dict written to ``config.json``."""
+    return json.loads(json.dumps(asdict(cfg), default=str))
+
+
+def resume_mismatch(saved: dict, cfg: RunConfig) -> list[str]:
+    """Fields in which ``cfg`` differs from the ``saved`` ``config.json`` of a run,
+    as ``"name: old -> new"`` strings; empty when ``cfg`` may resume that run.
+
+    Pure: compares two values, touches no file.  Only :data:`RESUMABLE_CHANGES`
+    may differ, and ``rounds`` only upward.  A field missing from ``saved``
+    (added to :class:`RunConfig` since) counts as its default.
+
+    >>> old = config_record(RunConfig(rounds=10))
+    >>> resume_mismatch(old, RunConfig(rounds=20, eval_every=5))
+    []
+    >>> resume_mismatch(old, RunConfig(rounds=5, lr=0.1, workers=6))
+    ['workers: 12 -> 6', 'rounds: 10 -> 5 (may only grow)', 'lr: 0.5 -> 0.1']
+    """
+    new, default = config_record(cfg), config_record(RunConfig())
+    flat_new, flat_old, flat_default = _flat(new), _flat(saved), _flat(default)
+    out = []
+    for key, value in flat_new.items():
+        old = flat_old.get(key, flat_default.get(key))
+        top = key.split(".")[0]
+        if top == "rounds":
+            if isinstance(old, int) and value < old:
+                out.append(f"rounds: {old} -> {value} (may only grow)")
+        elif top not in RESUMABLE_CHANGES and old != value:
+            out.append(f"{key}: {_show(old)} -> {_show(value)}")
+    out += [f"{key}: {_show(flat_old[key])} -> (absent)" for key in flat_old.keys() - flat_new]
+    return out
+
+
+def check_resume(cfg: RunConfig, out_dir) -> None:
+    """Refuse (``ValueError``, one line) to resume ``out_dir`` with a different run.
+
+    Reads ``out_dir/config.json`` only; writes nothing.
+    """
+    from pathlib import Path
+
+    path = Path(out_dir) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(
+            f"--resume: nothing to resume in {out_dir} (no config.json or checkpoint)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--resume: cannot read {path}: {exc}") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"--resume: {path} is not a gradcode run configuration")
+    diff = resume_mismatch(saved, cfg)
+    if diff:
+        raise ValueError(
+            f"--resume: the run in {out_dir} was started with a different configuration "
+            f"({'; '.join(diff)}); only --rounds (upward), --eval-every, --checkpoint-every "
+            "and --address may change"
+        )
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _show(value) -> str:
+    return "none" if value is None else str(value)

@@ -13,6 +13,7 @@ Outputs in ``out_dir``:
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..codes import make_scheme
 from .cluster import LocalCluster, Schedule
-from .config import RunConfig
+from .config import RunConfig, check_resume
 from .loop import JsonLinesLog, LoopConfig, OptimizerConfig, TrainResult, train
 
 
@@ -79,10 +80,12 @@ def loop_config(cfg: RunConfig) -> LoopConfig:
 def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> TrainResult:
     """Train once; write config, per-round log, summary and checkpoints to ``out_dir``."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ck = out_dir / "checkpoint.pkl"
-    if resume and not ck.is_file():
-        raise ValueError(f"--resume: no checkpoint in {out_dir}")
+    if resume:  # refuse a different run before anything is written
+        check_resume(cfg, out_dir)
+        if not ck.is_file():
+            raise ValueError(f"--resume: no checkpoint in {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     scheme = build_scheme(cfg)
     task = build_task(cfg, scheme.k)
     cluster = build_cluster(cfg, scheme, task)
@@ -129,8 +132,20 @@ def _checkpoint_round(path: Path) -> int:
 
 
 def _truncate_log(path: Path, rounds: int) -> None:
+    """Keep the log lines of rounds before ``rounds``; drop a torn last line (a run
+    killed mid-write) with a warning."""
     if not path.is_file():
         return
-    lines = path.read_text().splitlines()
-    keep = [ln for ln in lines if ln and json.loads(ln)["round"] < rounds]
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    keep = []
+    for i, ln in enumerate(lines):
+        try:
+            round_ = int(json.loads(ln)["round"])
+        except (ValueError, TypeError, KeyError):
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not JSON; cannot resume") from None
+            warnings.warn(f"{path}: dropped a torn last line (run killed mid-write)", stacklevel=2)
+            continue
+        if round_ < rounds:
+            keep.append(ln)
     path.write_text("".join(ln + "\n" for ln in keep))
