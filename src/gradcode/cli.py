@@ -43,6 +43,11 @@ app.add_typer(experiment_app, name="experiment")
 
 out = Console(highlight=False)
 
+#: Bounds of the inspection and reproduction commands' sizes (their cost grows
+#: with them; the decoders are tested to 1,000 workers).
+MAX_N = 1000
+MAX_COUNT = 10**7
+
 
 class CLIError(Exception):
     """A user mistake: printed as one line, exit status 2."""
@@ -98,11 +103,17 @@ def codes_list() -> None:
 @codes_app.command("show")
 def codes_show(
     scheme: str = typer.Argument(..., help="Scheme name (see `gradcode codes list`)."),
-    n: int = typer.Option(..., "-n", "--workers", help="Number of workers."),
-    s: int = typer.Option(..., "-s", "--stragglers", help="Stragglers to tolerate."),
-    seed: int = typer.Option(0, "--seed", help="Seed for randomised constructions."),
+    n: int = typer.Option(..., "-n", "--workers", min=1, max=MAX_N, help="Number of workers."),
+    s: int = typer.Option(
+        ..., "-s", "--stragglers", min=0, max=MAX_N, help="Stragglers to tolerate."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for randomised constructions."),
     patterns: int = typer.Option(
-        5000, "--patterns", min=1, help="Check all straggler sets of size s up to this many."
+        5000,
+        "--patterns",
+        min=1,
+        max=MAX_COUNT,
+        help="Check all straggler sets of size s up to this many.",
     ),
 ) -> None:
     """Print a code's encoding matrix, load, tolerance and worst conditioning."""
@@ -134,10 +145,14 @@ def codes_show(
 
 @codes_app.command("compare")
 def codes_compare(
-    n: int = typer.Option(12, "-n", "--workers", help="Number of workers."),
-    s: int = typer.Option(3, "-s", "--stragglers", help="Stragglers to tolerate."),
-    trials: int = typer.Option(2000, "--trials", min=1, help="Random straggler sets per cell."),
-    seed: int = typer.Option(0, "--seed"),
+    n: int = typer.Option(12, "-n", "--workers", min=1, max=MAX_N, help="Number of workers."),
+    s: int = typer.Option(
+        3, "-s", "--stragglers", min=0, max=MAX_N, help="Stragglers to tolerate."
+    ),
+    trials: int = typer.Option(
+        2000, "--trials", min=1, max=MAX_COUNT, help="Random straggler sets per cell."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0),
 ) -> None:
     """Compare every scheme against random straggler sets of size s and s + 1."""
     table = Table(
@@ -187,8 +202,10 @@ def reproduce_tandon2017(
         Path("out/tandon2017"), "--out", callback=_out_folder, help="Output folder."
     ),
     workers: str = typer.Option("10,20,30", "--workers", help="Comma-separated n values."),
-    rounds: int = typer.Option(2000, "--rounds", min=1, help="Simulated rounds per point."),
-    seed: int = typer.Option(0, "--seed"),
+    rounds: int = typer.Option(
+        2000, "--rounds", min=1, max=MAX_COUNT, help="Simulated rounds per point."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0),
 ) -> None:
     """Average time per iteration vs s: naive, ignore-s, FRC, CRC (Tandon et al. 2017)."""
     from .experiments.tandon2017 import Tandon2017Config, run
@@ -204,8 +221,10 @@ def reproduce_ramamoorthy2024(
     out_dir: Path = typer.Option(
         Path("out/ramamoorthy2024"), "--out", callback=_out_folder, help="Output folder."
     ),
-    trials: int = typer.Option(1000, "--trials", min=2, help="Monte-Carlo trials per point."),
-    seed: int = typer.Option(0, "--seed"),
+    trials: int = typer.Option(
+        1000, "--trials", min=2, max=MAX_COUNT, help="Monte-Carlo trials per point."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0),
     m: int = typer.Option(20, "--m", "--workers", help="Workers m."),
     chunks: int = typer.Option(None, "--N", "--chunks", help="Chunks N (multiple of m; m)."),
     deltas: str = typer.Option("4,5", "--deltas", help="Comma-separated delta values."),
@@ -422,7 +441,8 @@ def _scheme_options(scheme: str, items: list[str] | None) -> tuple[tuple[str, ob
     if scheme not in REGISTRY:  # the unknown scheme is reported by make_scheme
         return tuple((k, _number(v)) for k, v in pairs)
     with user_errors():
-        return typed_options(pairs, REGISTRY[scheme].factory, f"--scheme-opt for {scheme}")
+        what = f"--scheme-opt for {scheme}"
+        return typed_options(pairs, REGISTRY[scheme].factory, what, skip=("n", "s", "rng"))
 
 
 @contextlib.contextmanager
@@ -460,8 +480,8 @@ def demo(
     out_dir: Path = typer.Option(
         Path("out/demo"), "--out", callback=_out_folder, help="Output folder."
     ),
-    rounds: int = typer.Option(150, "--rounds", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    rounds: int = typer.Option(150, "--rounds", min=1, max=MAX_COUNT),
+    seed: int = typer.Option(0, "--seed", min=0),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Train several schemes on the embedded backend and plot loss vs time (make demo)."""
@@ -502,9 +522,11 @@ def reproduce_pgc(
     out_dir: Path = typer.Option(
         Path("out/pgc"), "--out", callback=_out_folder, help="Output folder."
     ),
-    rounds: int = typer.Option(400, "--rounds", min=2, help="Training rounds per run."),
+    rounds: int = typer.Option(
+        400, "--rounds", min=2, max=MAX_COUNT, help="Training rounds per run."
+    ),
     stragglers: str = typer.Option("1,3", "--stragglers", help="Comma-separated s values."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """PGC vs DGD, IS-SGD, GC and PGC variants: suboptimality and time to target."""

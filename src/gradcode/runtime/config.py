@@ -44,7 +44,7 @@ BASE_MODELS = {
 }
 
 
-def _params(text: str, what: str, target=None) -> dict:
+def _params(text: str, what: str, target=None, skip: tuple[str, ...] = ()) -> dict:
     """``"k=2,kappa=5"`` -> ``{"k": 2, "kappa": 5.0}``, typed by ``target``'s signature.
 
     With a ``target`` (a class or function), every key must be one of its
@@ -59,7 +59,7 @@ def _params(text: str, what: str, target=None) -> dict:
         pairs.append((key, value))
     if target is None:
         return {k: _number(v) for k, v in pairs}
-    return dict(typed_options(pairs, target, what))
+    return dict(typed_options(pairs, target, what, skip))
 
 
 def _number(value: str):
@@ -73,18 +73,15 @@ def _number(value: str):
 
 # ------------------------------------------------------- typed key=value options
 
-#: Parameters never set from a key=value string (passed by the caller).
-_NOT_OPTIONS = frozenset({"self", "base", "n", "s", "rng"})
 
-
-def option_types(target) -> dict[str, object]:
+def option_types(target, skip: tuple[str, ...] = ()) -> dict[str, object]:
     """Keyword parameters of ``target`` (class or function) -> annotated type.
 
     A class's ``__init__`` that forwards ``**kw`` is followed to its base
-    class's ``__init__``.  Parameters the caller supplies (``n``, ``s``,
-    ``rng``, ``base``) are left out.
+    class's ``__init__``.  Parameters the caller supplies (``skip``, e.g. a
+    wrapper's ``base`` model or a scheme's ``n``, ``s``, ``rng``) are left out.
 
-    >>> sorted(option_types(PersistentSlow))
+    >>> sorted(option_types(PersistentSlow, skip=("base",)))
     ['k', 'kappa', 'layout']
     """
     out: dict[str, object] = {}
@@ -96,7 +93,7 @@ def option_types(target) -> dict[str, object]:
         except (TypeError, ValueError, NameError):
             continue
         for name, p in sig.parameters.items():
-            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or name in _NOT_OPTIONS:
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or name in ("self", *skip):
                 continue
             out.setdefault(name, hints.get(name, str))
         if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
@@ -104,18 +101,20 @@ def option_types(target) -> dict[str, object]:
     return out
 
 
-def typed_options(pairs, target, what: str) -> tuple[tuple[str, object], ...]:
+def typed_options(
+    pairs, target, what: str, skip: tuple[str, ...] = ()
+) -> tuple[tuple[str, object], ...]:
     """Parse ``(key, text)`` pairs against ``target``'s typed signature.
 
     An unknown key lists the valid ones; a value that does not parse says
     which key and what type it needs:
 
-    >>> typed_options([("kappa", "abc")], PersistentSlow, "persistent")
+    >>> typed_options([("kappa", "abc")], PersistentSlow, "persistent", skip=("base",))
     Traceback (most recent call last):
     ...
     ValueError: persistent: kappa=abc: needs a number (float), got 'abc'
     """
-    types_ = option_types(target)
+    types_ = option_types(target, skip)
     out = []
     for key, text in pairs:
         if key not in types_:
@@ -206,14 +205,17 @@ class DelaySpec:
         if self.persistent is not None:
             model = _build(
                 PersistentSlow,
-                {"base": model, **_params(self.persistent, "persistent", PersistentSlow)},
+                {
+                    "base": model,
+                    **_params(self.persistent, "persistent", PersistentSlow, ("base",)),
+                },
                 "persistent",
             )
         if self.bursty is not None:
-            params = _params(self.bursty, "bursty", Bursty)
+            params = _params(self.bursty, "bursty", Bursty, ("base",))
             model = _build(Bursty, {"base": model, **params}, "bursty")
         if self.crash is not None:
-            params = _params(self.crash, "crash", CrashStop)
+            params = _params(self.crash, "crash", CrashStop, ("base",))
             model = _build(CrashStop, {"base": model, **params}, "crash")
         return model
 
@@ -283,9 +285,10 @@ MAX_SCHEDULE = 10**8
 def check_ranges(cfg: RunConfig) -> None:
     """Reject values that make no sense before anything runs (one ``ValueError``).
 
-    Numbers must be finite; ``lr`` in ``(0, MAX_LR]``; ``deadline`` positive; ``momentum`` in
-    ``[0, 1)``; ``weight_decay``, ``seed``, ``checkpoint_every`` and
-    ``time_scale`` non-negative; ``stragglers >= 0``; ``1 <= workers <= MAX_WORKERS``;
+    Numbers must be finite; ``lr`` in ``(0, MAX_LR]``; ``deadline`` positive;
+    ``momentum`` in ``[0, 1)``; ``weight_decay``, ``seed`` (``< 2**63``),
+    ``checkpoint_every``, ``time_scale`` and ``stragglers`` non-negative;
+    ``1 <= workers <= MAX_WORKERS``;
     ``rounds * workers <= MAX_SCHEDULE``.
 
     >>> RunConfig(deadline=-1.0)
@@ -304,10 +307,10 @@ def check_ranges(cfg: RunConfig) -> None:
     for name in ("workers", "stragglers", "rounds", "seed", "eval_every", "checkpoint_every"):
         need(isinstance(getattr(cfg, name), int), name, "an integer")
     need(1 <= cfg.workers <= MAX_WORKERS, "workers", f"in 1..{MAX_WORKERS}")
-    need(cfg.stragglers >= 0, "stragglers", ">= 0")  # s < n: checked by the scheme
+    need(0 <= cfg.stragglers <= MAX_WORKERS, "stragglers", ">= 0")  # s < n: the scheme checks
     need(cfg.rounds >= 1, "rounds", ">= 1")
     need(cfg.rounds * cfg.workers <= MAX_SCHEDULE, "rounds", f"<= {MAX_SCHEDULE:.0e} / workers")
-    need(cfg.seed >= 0, "seed", ">= 0")
+    need(0 <= cfg.seed < 2**63, "seed", "in 0..2**63 - 1")
     need(cfg.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0 = never)")
     need(finite(cfg.lr) and 0 < cfg.lr <= MAX_LR, "lr", f"a finite number in (0, {MAX_LR:g}]")
     need(finite(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum", "a finite number in [0, 1)")
