@@ -217,9 +217,13 @@ def load_checkpoint(path: Path) -> dict:
         raise ValueError(f"checkpoint not found: {path}")
     with open(path, "rb") as f:
         try:
-            return pickle.load(f)
+            state = pickle.load(f)
         except Exception as exc:  # corrupt or foreign file
             raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
+    keys = {"weights", "round", "master", "optimizer", "cluster", "clock", "history"}
+    if not isinstance(state, dict) or not keys <= set(state):
+        raise ValueError(f"{path} is not a gradcode checkpoint")
+    return state
 
 
 class JsonLinesLog:
