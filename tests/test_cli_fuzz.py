@@ -289,7 +289,11 @@ EXAMPLES = {("train",): 30, ("experiment", "run"): 10, ("report",): 6,
 STUDIES = {
     ("demo",): ("gradcode.experiments.demo", "run_demo", []),
     ("reproduce", "pgc"): ("gradcode.experiments.pgc", "run", []),
-    ("reproduce", "ramamoorthy2024"): ("gradcode.experiments.ramamoorthy2024", "run", {"speedup": {}}),
+    ("reproduce", "ramamoorthy2024"): (
+        "gradcode.experiments.ramamoorthy2024",
+        "run",
+        {"speedup": {}},
+    ),
 }
 
 

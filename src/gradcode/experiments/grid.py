@@ -594,7 +594,7 @@ def check_cells(cfg: ExperimentConfig) -> None:
         except ValueError as exc:
             raise ValueError(f"[stragglers.{name}] at workers={cfg.workers}: {exc}") from None
     for dataset in sorted({c.dataset for c in cells}):
-        load_dataset(dataset, np.random.default_rng(0), data_dir=cfg.data_dir)
+        load_dataset(dataset, np.random.default_rng(0), data_dir=cfg.data_dir, verify=cfg.verify)
 
 
 def _invalid_pairs(cfg: ExperimentConfig) -> dict[tuple[str, int], str]:
