@@ -196,3 +196,126 @@ def test_local_only_schemes_refuse_ray_in_one_line(capsys, tmp_path, scheme):
         capsys, "train", "--scheme", scheme, "--backend", "ray", "--out", str(tmp_path), "-s", "2"
     )
     assert code == 2 and "local backend only" in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------- trust: one line, exit 2
+
+
+def _one_line_error(code, out, err, needle):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gradcode: error:"), err
+    assert needle in lines[0] and "Traceback" not in out + err, lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "--out", "/dev/null"], "/dev/null exists and is not a folder"),
+        (["train", "--out", "/proc/x"], "/proc/x"),
+        (["demo", "--out", "/dev/null"], "not a folder"),
+        (["train", "--deadline", "-1"], "deadline must be a positive finite number"),
+        (["train", "--deadline", "nan"], "deadline must be a positive finite number, got nan"),
+        (["train", "--lr", "1e308"], "lr must be a finite number in (0, 1e+06]"),
+        (["train", "--lr", "-0.1"], "lr must be"),
+        (["train", "--momentum", "1.5"], "momentum must be a finite number in [0, 1)"),
+        (["train", "--momentum", "nan"], "momentum"),
+        (["train", "--seed", "-1"], "seed"),
+        (["train", "-n", "100000"], "workers must be in 1..10000"),
+        (["train", "--rounds", "1000000000"], "rounds must be"),
+        (["train", "--time-scale", "inf"], "time_scale"),
+        (["train", "--persistent", "k=2,kappa=abc"], "kappa=abc: needs a number (float)"),
+        (
+            ["train", "--persistent", "k=2,kapa=3"],
+            "unknown key 'kapa'; valid keys: k, kappa, layout",
+        ),
+        (["train", "--persistent", "k=1.5"], "k=1.5: needs an integer (int)"),
+        (["train", "--bursty", "p_slow=x"], "p_slow=x: needs a number"),
+        (["train", "--crash", "workers=a+b"], "workers=a+b: needs an integer"),
+        (["train", "--delay", "shifted-exp:mu=abc"], "mu=abc: needs a number"),
+        (["train", "--delay", "pareto:alpha=nan"], "needs a finite number"),
+        (["train", "--delay", "pause:bse=1"], "valid keys: base, pause, prob"),
+        (["train", "--scheme-opt", "refresh_every=x"], "refresh_every=x: needs an integer"),
+        (["train", "--scheme-opt", "placment=cr"], "valid keys: cache_cap, placement,"),
+        (["codes", "show", "crc", "-n", "18446744073709551616", "-s", "1"], "-n"),
+        (["codes", "compare", "-s", "18446744073709551616"], "-s"),
+        (["reproduce", "tandon2017", "--rounds", "100000000000"], "--rounds"),
+    ],
+)
+def test_nonsense_is_refused_up_front_in_one_line(capsys, tmp_path, argv, needle):
+    if "--out" not in argv and argv[0] == "train":
+        argv = [*argv, "--out", str(tmp_path)]
+    code, out, err = run(capsys, *argv, *(["--quiet"] if argv[0] == "train" else []))
+    _one_line_error(code, out, err, needle)
+    if argv[0] == "train" and "--out" in argv and argv[argv.index("--out") + 1] == str(tmp_path):
+        assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_typed_options_parse_every_annotation():
+    from gradcode.codes import REGISTRY
+    from gradcode.runtime.config import DelaySpec, typed_options
+    from gradcode.stragglers import CrashStop
+
+    crash = typed_options([("workers", "0+3"), ("count", "none")], CrashStop, "crash", ("base",))
+    assert dict(crash) == {"workers": (0, 3), "count": None}
+    model = DelaySpec(crash="workers=1,rejoin_after=4").build()
+    assert model.workers == (1,) and model.rejoin_after == 4
+    pgc = typed_options([("staleness_cap", "2"), ("placement", "cr")], REGISTRY["pgc"].factory,
+                        "pgc", ("n", "s", "rng"))  # fmt: skip
+    assert dict(pgc) == {"staleness_cap": 2, "placement": "cr"}
+    ref = typed_options([("refresh_every", "5")], REGISTRY["pgc_reference"].factory, "ref")
+    assert ref == (("refresh_every", 5),)  # **kw followed to PGC's signature
+    with pytest.raises(ValueError, match="staleness_cap=x: needs an integer"):
+        typed_options([("staleness_cap", "x")], REGISTRY["pgc"].factory, "pgc")
+
+
+@pytest.fixture
+def tiny_results(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_GRID)
+    results = tmp_path / "res"
+    code, _, err = run(capsys, "experiment", "run", str(config), "--out", str(results), "--quiet")
+    assert code == 0, err
+    return results
+
+
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        (lambda d: _truncate(d / "results.csv"), "results.csv is truncated"),
+        (lambda d: _truncate(d / "rounds.csv"), "rounds.csv is truncated"),
+        (lambda d: (d / "rounds.csv").unlink(), "rounds.csv is missing"),
+        (lambda d: (d / "results.csv").write_text("cell_id,group\n"), "lacks column(s)"),
+        (lambda d: _drop_field(d / "rounds.csv"), "fields, not"),
+    ],
+)
+def test_report_on_damaged_results_is_one_line(capsys, tiny_results, damage, needle):
+    damage(tiny_results)
+    code, out, err = run(capsys, "report", str(tiny_results))
+    _one_line_error(code, out, err, needle)
+
+
+def _truncate(path):
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def _drop_field(path):
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    "prefix,needle",
+    [
+        ("report = 5\n", "report must be a table"),
+        ("grids = [1, 2]\n", "[[grids]] #1 must be a table"),
+    ],
+)
+def test_experiment_toml_of_the_wrong_type_is_one_line(capsys, tmp_path, prefix, needle):
+    config = tmp_path / "bad.toml"
+    config.write_text(prefix + TINY_GRID)
+    code, out, err = run(capsys, "experiment", "run", str(config), "--out", str(tmp_path / "o"))
+    _one_line_error(code, out, err, needle)
+    assert not (tmp_path / "o").exists()
