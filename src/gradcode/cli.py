@@ -376,7 +376,12 @@ def train_cmd(
     out_dir: Path = typer.Option(
         Path("out/train"), "--out", callback=_out_folder, help="Output folder."
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pkl."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run in OUT from its checkpoint; only --rounds (upward), "
+        "--eval-every, --checkpoint-every and --address may differ from the run's config.json.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     scheme_opt: list[str] = typer.Option(
         None, "--scheme-opt", help="Scheme option key=value (repeatable), e.g. l=2, placement=cr."

@@ -51,8 +51,10 @@ TOML schema (all shared keys at the top, before any table)::
     target = 0.1                # or an absolute target (overrides target_at)
 
 Validation is up front: every mistake (unknown key, scheme, dataset, model,
-partitioning or straggler name, a bad straggler spec, bad numbers) raises one
-:class:`ValueError` naming it.  A (scheme, s) pair that the scheme cannot be
+partitioning or straggler name, a bad straggler spec, bad numbers, negative
+seeds) raises one :class:`ValueError` naming it; :func:`check_cells` then checks
+every cell before any runs (its :class:`RunConfig`, straggler models at
+``n = workers``, e.g. ``persistent k`` > n, and that each dataset loads).  A (scheme, s) pair that the scheme cannot be
 built for at ``n = workers`` (e.g. FRC when ``s + 1`` does not divide ``n``,
 cyclic MDS when ``n + s`` is even) is *skipped with a note*, not an error: the
 grid is a product and such holes are expected.  The notes are in

@@ -23,7 +23,10 @@ scheme's chosen ``lr`` / ``momentum`` (``results.csv``: ``lr``, ``momentum``,
 
 Resumable: a cell whose ``summary.json`` exists (and whose ``config.json`` matches
 the cell's current :class:`RunConfig`; otherwise it is run again) is skipped.  A failing cell
-writes ``error.txt`` (traceback) in its run directory and the grid goes on.
+writes ``error.txt`` (traceback) in its run directory and the grid goes on; a
+torn ``summary.json`` (killed mid-write) makes its cell run again.  With
+``jobs > 1`` the pool's workers exit when the grid's process dies (even by
+``kill -9``), so no cell keeps running as an orphan.
 """
 
 from __future__ import annotations
