@@ -54,10 +54,11 @@ Validation is up front: every mistake (unknown key, scheme, dataset, model,
 partitioning or straggler name, a bad straggler spec, bad numbers, negative
 seeds) raises one :class:`ValueError` naming it; :func:`check_cells` then checks
 every cell before any runs (its :class:`RunConfig`, straggler models at
-``n = workers``, e.g. ``persistent k`` > n, and that each dataset loads).  A (scheme, s) pair that the scheme cannot be
-built for at ``n = workers`` (e.g. FRC when ``s + 1`` does not divide ``n``,
-cyclic MDS when ``n + s`` is even) is *skipped with a note*, not an error: the
-grid is a product and such holes are expected.  The notes are in
+``n = workers``, e.g. ``persistent k`` > n, and that each dataset loads).
+A (scheme, s) pair that the scheme cannot be built for at ``n = workers``
+(e.g. FRC when ``s + 1`` does not divide ``n``, cyclic MDS when ``n + s`` is
+even) is *skipped with a note*, not an error: the grid is a product and such
+holes are expected.  The notes are in
 :meth:`ExperimentConfig.skipped`, ``OUT/skipped.csv`` and the CLI output.
 
 With ``[tune]``, every (comparison group, scheme) first runs each candidate
