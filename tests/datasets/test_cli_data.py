@@ -71,21 +71,15 @@ def test_toml_grid_verify_false_uses_unpinned_files(capsys, tmp_path):
         s = [1]
         partitionings = ["iid"]
     """)
-    for verify, failed in (("", 1), ("verify = false", 0)):
+    for verify, code in (("", 2), ("verify = false", 0)):
         (tmp_path / "g.toml").write_text(grid.replace("VERIFY", verify))
         with pytest.raises(SystemExit) as exc:
-            main(
-                [
-                    "experiment",
-                    "run",
-                    str(tmp_path / "g.toml"),
-                    "--out",
-                    str(tmp_path / f"r{failed}"),
-                ]
-            )
-        out = capsys.readouterr().out
-        assert f"{failed} failed" in out, out  # the unpinned train.csv fails the cell
-    assert exc.value.code == 0
+            main(["experiment", "run", str(tmp_path / "g.toml"), "--out", str(tmp_path / "r")])
+        cap = capsys.readouterr()
+        assert exc.value.code == code, cap.err
+        if code:  # the unpinned train.csv is refused before any cell runs
+            assert "no pinned checksum" in cap.err and not (tmp_path / "r").exists()
+    assert "0 failed" in cap.out
     with pytest.raises(SystemExit) as exc:
         (tmp_path / "g.toml").write_text(grid.replace("VERIFY", 'verify = "no"'))
         main(["experiment", "run", str(tmp_path / "g.toml"), "--out", str(tmp_path / "r")])

@@ -121,15 +121,17 @@ def test_a_torn_summary_reruns_that_cell_and_the_grid_goes_on(tmp_path):
 # ---------------------------------------------------------------- orphans
 
 
-def _children(pid: int) -> list[int]:
+def _children(pid: int, match: str = "") -> list[int]:
+    """Child processes of ``pid`` whose command line contains ``match``."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and match in cmd:
                 out.append(int(entry.name))
     return out
 
@@ -184,3 +186,36 @@ def test_kill_9_of_the_grid_leaves_no_worker_running(tmp_path):
         for w in workers:
             if _alive(w):
                 os.kill(w, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_the_running_cells_at_once(tmp_path):
+    """``jobs = 2``: KeyboardInterrupt in the grid terminates its workers (no waiting
+    for the cells to finish, no queued cell started)."""
+    import threading
+
+    raw = _grid(jobs=2, rounds=1_000_000)
+    raw["grid"]["seeds"] = [0, 1]  # 4 cells: 2 running, 2 queued
+    cfg = parse_experiment(raw)
+    runs = tmp_path / "runs"
+    seen: list[int] = []
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if runs.is_dir() and len(list(runs.glob("*/config.json"))) >= 2:
+                seen.extend(_children(os.getpid(), match="spawn_main"))  # pool workers
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path, progress=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(w) for w in seen):
+        time.sleep(0.2)
+    assert seen and not [w for w in seen if _alive(w)]
+    assert len(list(runs.glob("*/config.json"))) == 2  # the queued cells never started
+    assert time.monotonic() - t0 < 300

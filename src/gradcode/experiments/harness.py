@@ -299,7 +299,7 @@ def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> 
     pool = ProcessPoolExecutor(
         jobs, mp_context=ctx, initializer=_pool_init, initargs=(os.getpid(),)
     )
-    with pool:
+    try:
         futs = {pool.submit(_pool_run, cfg.run_config(c), str(runs / c.cell_id)): c for c in todo}
         for fut in as_completed(futs):
             c = futs[fut]
@@ -310,6 +310,13 @@ def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> 
                 (runs / c.cell_id / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
                 out = ("error", f"{type(exc).__name__}: {exc}", 0.0)
             yield c, out
+    except BaseException:  # Ctrl-C, or the caller stopped early: stop the cells now
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            proc.terminate()
+        raise
+    pool.shutdown(wait=True)
 
 
 class _Progress:
