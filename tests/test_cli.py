@@ -269,6 +269,19 @@ def test_typed_options_parse_every_annotation():
         typed_options([("staleness_cap", "x")], REGISTRY["pgc"].factory, "pgc")
 
 
+def test_typed_options_of_an_unannotated_plugin_factory():
+    from gradcode.runtime.config import typed_options
+
+    def factory(n, s, width, name="x", flag=False):  # a user's plugin, no annotations
+        raise AssertionError
+
+    got = typed_options([("width", "3"), ("name", "7.5"), ("flag", "yes")], factory, "p",
+                        ("n", "s"))  # fmt: skip
+    assert got == (("width", 3), ("name", "7.5"), ("flag", True))  # guessed, default's type
+    with pytest.raises(ValueError, match="valid keys: flag, name, width"):
+        typed_options([("s", "1")], factory, "p", ("n", "s"))
+
+
 @pytest.fixture
 def tiny_results(tmp_path, capsys):
     config = tmp_path / "tiny.toml"

@@ -95,7 +95,8 @@ def option_types(target, skip: tuple[str, ...] = ()) -> dict[str, object]:
         for name, p in sig.parameters.items():
             if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or name in ("self", *skip):
                 continue
-            out.setdefault(name, hints.get(name, str))
+            guess = type(p.default) if type(p.default) in (int, float, bool, str) else typing.Any
+            out.setdefault(name, hints.get(name, guess))  # unannotated: the default's type
         if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
             break
     return out
@@ -129,7 +130,10 @@ def typed_options(
 
 def _convert(text: str, typ):
     """``text`` as a value of the annotation ``typ`` (int, float, bool, str,
-    ``X | None``, ``tuple[int, ...]`` written ``a+b+c``)."""
+    ``X | None``, ``tuple[int, ...]`` written ``a+b+c``; no annotation: int,
+    float or str, whichever parses first)."""
+    if typ is typing.Any:
+        return _number(text)
     args = typing.get_args(typ)
     if typing.get_origin(typ) in (typing.Union, types.UnionType):
         if type(None) in args and text.lower() in ("none", "null", ""):
