@@ -281,8 +281,8 @@ def _call(argv: list[str]) -> tuple[int, str, str, float]:
 
 
 #: Examples per command (default 15; fewer where each call renders figures).
-EXAMPLES = {("train",): 30, ("experiment", "run"): 10, ("report",): 6,
-            ("reproduce", "tandon2017"): 8, ("codes", "compare"): 8}  # fmt: skip
+EXAMPLES = {("train",): 30, ("experiment", "run"): 10, ("report",): 5,
+            ("reproduce", "tandon2017"): 5, ("codes", "compare"): 8}  # fmt: skip
 #: Commands whose work takes many seconds even when tiny: their argument parsing and
 #: validation are fuzzed, the study itself is replaced by a stub returning no rows
 #: (``test_cli.py`` runs each of them for real once).
