@@ -583,7 +583,7 @@ def experiment_run_cmd(
 ) -> None:
     """Run (or resume) an experiment grid; finished cells are skipped.
 
-    Exit status 1 when any cell failed (the others still ran; rerun to retry).
+    Exit status 1 when any cell (or tuning run) failed; the others still ran, rerun to retry.
     """
     from .cli_experiment import experiment_run
 
@@ -591,8 +591,9 @@ def experiment_run_cmd(
         raise CLIError(f"no such experiment config: {config}")
     with user_errors():
         res = experiment_run(config, out_dir, quiet=quiet)
-    if res.failed:
-        print(f"gradcode: {len(res.failed)} cell(s) failed; rerun to retry them", file=sys.stderr)
+    failed = len(res.failed) + len(getattr(res, "tuning_failed", []))
+    if failed:
+        print(f"gradcode: {failed} cell(s) failed; rerun to retry them", file=sys.stderr)
         raise typer.Exit(1)
 
 
