@@ -235,8 +235,8 @@ def _one_line_error(code, out, err, needle):
         (["train", "--delay", "shifted-exp:mu=abc"], "mu=abc: needs a number"),
         (["train", "--delay", "pareto:alpha=nan"], "needs a finite number"),
         (["train", "--delay", "pause:bse=1"], "valid keys: base, pause, prob"),
-        (["train", "--scheme-opt", "refresh_every=x"], "refresh_every=x: needs an integer"),
-        (["train", "--scheme-opt", "placment=cr"], "valid keys: cache_cap, placement,"),
+        (["train", "--scheme-opt", "staleness_cap=x"], "staleness_cap=x: needs an integer"),
+        (["train", "--scheme-opt", "placment=cr"], "'placment'; valid keys: cache_cap,"),
         (["codes", "show", "crc", "-n", "18446744073709551616", "-s", "1"], "-n"),
         (["codes", "compare", "-s", "18446744073709551616"], "-s"),
         (["reproduce", "tandon2017", "--rounds", "100000000000"], "--rounds"),
@@ -263,8 +263,8 @@ def test_typed_options_parse_every_annotation():
     pgc = typed_options([("staleness_cap", "2"), ("placement", "cr")], REGISTRY["pgc"].factory,
                         "pgc", ("n", "s", "rng"))  # fmt: skip
     assert dict(pgc) == {"staleness_cap": 2, "placement": "cr"}
-    ref = typed_options([("refresh_every", "5")], REGISTRY["pgc_reference"].factory, "ref")
-    assert ref == (("refresh_every", 5),)  # **kw followed to PGC's signature
+    ref = typed_options([("cache_cap", "5")], REGISTRY["pgc_reference"].factory, "ref", ("n", "s"))
+    assert ref == (("cache_cap", 5),)  # **kw followed to PGC's signature
     with pytest.raises(ValueError, match="staleness_cap=x: needs an integer"):
         typed_options([("staleness_cap", "x")], REGISTRY["pgc"].factory, "pgc")
 
