@@ -16,13 +16,22 @@ def _build(dataset="breast_cancer", model="logreg", k=6, how="iid", seed=0, **kw
 @pytest.mark.parametrize("how", ["iid", "label_sorted"])
 def test_partition_gradients_sum_to_full_gradient(model, how):
     task = _build(DEFAULT_DATASET[model], model, 5, how)
+    if task.has_batchnorm:  # BatchNorm: per-partition statistics (tested below), so a
+        # partition gradient depends on the partition; use the GroupNorm variant here
+        from gradcode.models import make_model
+        from gradcode.task import Task
+
+        ds = task.dataset
+        m = make_model(model, ds.input_shape, ds.n_classes, np.random.default_rng(0), norm="group")
+        task = Task(ds, m, task.partitions)
     w = task.initial_weights()
-    w = w + 0.01 * np.random.default_rng(1).standard_normal(w.shape)
+    w = w + 0.01 * torch.randn(w.shape, generator=torch.Generator().manual_seed(1))
     parts = [task.partition_gradient(j, w) for j in range(5)]
     full = task.full_gradient(w)
-    assert full.dtype == np.float64 and full.shape == (task.num_params,)
-    np.testing.assert_allclose(sum(parts), full, atol=1e-6 * max(1.0, np.abs(full).max()))
-    assert np.abs(full).max() > 0
+    assert full.dtype == torch.float32 and full.shape == (task.num_params,)
+    scale = max(1.0, float(full.abs().max()))
+    torch.testing.assert_close(sum(parts), full, atol=1e-6 * scale, rtol=0)
+    assert full.abs().max() > 0
 
 
 def test_full_gradient_matches_finite_differences_float64():
@@ -32,14 +41,14 @@ def test_full_gradient_matches_finite_differences_float64():
     eps = 1e-6
     rng = np.random.default_rng(0)
     for i in rng.choice(task.num_params, 12, replace=False):
-        e = np.zeros_like(w)
+        e = torch.zeros_like(w)
         e[i] = eps
         fd = (task.train_loss(w + e) - task.train_loss(w - e)) / (2 * eps)
-        assert abs(fd - g[i]) < 1e-7, (i, fd, g[i])
+        assert abs(fd - float(g[i])) < 1e-7, (i, fd, g[i])
     # and a random direction (float64 all the way)
-    v = rng.standard_normal(w.shape)
+    v = torch.as_tensor(rng.standard_normal(tuple(w.shape)))
     fd = (task.train_loss(w + eps * v) - task.train_loss(w - eps * v)) / (2 * eps)
-    assert abs(fd - g @ v) < 1e-6
+    assert abs(fd - float(g @ v)) < 1e-6
 
 
 def test_weight_decay_split_equally():
@@ -50,7 +59,7 @@ def test_weight_decay_split_equally():
         np.testing.assert_allclose(
             wd.partition_gradient(j, w), base.partition_gradient(j, w) + 0.5 / 4 * w, atol=1e-12
         )
-    assert wd.train_loss(w) == pytest.approx(base.train_loss(w) + 0.25 * w @ w)
+    assert wd.train_loss(w) == pytest.approx(base.train_loss(w) + 0.25 * float(w @ w))
 
 
 def test_deterministic_across_builds():
@@ -83,7 +92,7 @@ def test_gradient_does_not_depend_on_previous_calls():
     "dataset, model, steps, lr", [("breast_cancer", "logreg", 30, 0.5), ("digits", "mlp", 60, 0.2)]
 )
 def test_gradient_descent_decreases_loss(dataset, model, steps, lr):
-    task = _build(dataset, model, 8)
+    task = _build(dataset, model, 8, dtype=torch.float64)
     w = task.initial_weights()
     losses = [task.train_loss(w)]
     for _ in range(steps):
@@ -158,3 +167,144 @@ def test_resnet_on_cuda_matches_cpu():
     parts = sum(gpu.partition_gradient(j, w) for j in range(4))
     np.testing.assert_allclose(parts, gpu.full_gradient(w), atol=1e-9)
     assert gpu.evaluate(w)["loss"] == pytest.approx(cpu.evaluate(w)["loss"])
+
+
+# --------------------------------------------------------------- minibatches, modes, speed
+
+
+def test_sampler_is_keyed_by_partition_and_round_and_covers_each_epoch():
+    from gradcode.task import MinibatchSampler
+
+    s = MinibatchSampler([10, 7], 4, seed=3)
+    again = MinibatchSampler([10, 7], 4, seed=3)
+    for t in range(6):
+        for j in range(2):
+            np.testing.assert_array_equal(s.positions(j, t), again.positions(j, t))
+    # partition 0 (10 samples, batch 4): rounds 0-1 plus half of round 2 cover one epoch
+    first = np.concatenate([s.positions(0, t) for t in range(2)])
+    assert len(set(first.tolist())) == 8  # no sample twice within an epoch
+    assert not np.array_equal(s.positions(0, 0), s.positions(0, 1))
+    assert not np.array_equal(s.positions(0, 0), MinibatchSampler([10, 7], 4, 4).positions(0, 0))
+    assert s.epoch(0) == pytest.approx(8 / 17)
+    assert MinibatchSampler([10, 7], None, 0).positions(1, 5).tolist() == list(range(7))
+    with pytest.raises(ValueError, match="batch_size"):
+        MinibatchSampler([3], 0, 0)
+
+
+def test_minibatch_gradients_sum_to_the_union_minibatch_gradient_float64():
+    task = _build("digits", "mlp", 6, dtype=torch.float64, batch_size=16)
+    w = task.initial_weights()
+    t = 3
+    g = task.partition_gradients(w, t, range(6))
+    rows = torch.cat([task.rows(j, t) for j in range(6)])
+    assert len(rows) == 96 and len(set(rows.tolist())) == 96
+    loss = torch.nn.functional.cross_entropy(task.model(task._X[rows]), task._y[rows])
+    ref = torch.cat([p.reshape(-1) for p in torch.autograd.grad(loss, task.parameters())])
+    torch.testing.assert_close(sum(g.values()), ref, atol=1e-12, rtol=1e-10)
+    # same (partition, round): same minibatch; another round: another one
+    torch.testing.assert_close(task.partition_gradient(2, w, t), g[2], atol=1e-15, rtol=1e-10)
+    assert not torch.equal(task.partition_gradient(2, w, t + 1), g[2])
+
+
+@pytest.mark.parametrize("model, default", [("mlp", True), ("cnn", False)])
+def test_batched_pass_equals_one_partition_at_a_time(model, default):
+    task = _build("digits", model, 5, dtype=torch.float64, batch_size=8)
+    assert task._batched is default  # vmap by default, except convolutions on CPU
+    task._batched = True
+    w = task.initial_weights()
+    batched = task.partition_gradients(w, 1, range(5))
+    assert task._batched  # no fallback happened
+    task._batched = False
+    for j in range(5):
+        torch.testing.assert_close(
+            batched[j], task.partition_gradients(w, 1, [j])[j], atol=1e-12, rtol=0
+        )
+
+
+def _tiny(n=40, d=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+    return X, y
+
+
+def test_dropout_is_active_while_computing_gradients_and_replicas_agree():
+    from gradcode.task import Task, TensorData
+
+    X, y = _tiny()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 32), torch.nn.Dropout(0.5), torch.nn.Linear(32, 2)
+    )
+    model = model.double()
+    data = TensorData("tiny", X, y, X, y)
+    parts = np.array_split(np.arange(40), 4)
+    a = Task(data, model, parts, seed=1)
+    b = Task(data, copy_model(model), parts, seed=1)
+    w = a.initial_weights()
+    ga, gb = a.partition_gradient(0, w, 2), b.partition_gradient(0, w, 2)
+    torch.testing.assert_close(ga, gb, atol=0, rtol=0)  # replicas: same mask, same gradient
+    assert not torch.equal(ga, a.partition_gradient(0, w, 3))  # new round, new mask
+    no_drop = torch.nn.Sequential(model[0], torch.nn.Identity(), model[2])
+    c = Task(data, copy_model(no_drop), parts, seed=1)
+    assert not torch.allclose(ga, c.partition_gradient(0, w, 2))  # dropout was on
+    assert a.evaluate(w)["loss"] == pytest.approx(c.evaluate(w)["loss"])  # eval: dropout off
+
+
+def copy_model(m):
+    import copy
+
+    return copy.deepcopy(m)
+
+
+def test_batchnorm_uses_per_partition_statistics_and_master_running_stats():
+    from gradcode.task import Task, TensorData
+
+    X, y = _tiny(48)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2)
+    )
+    model = model.double()
+    data = TensorData("tiny", X, y, X, y)
+    parts = np.array_split(np.arange(48), 4)
+    task = Task(data, model, parts, batch_size=6, seed=0)
+    w = task.initial_weights()
+    before = task.state()
+    g = task.partition_gradients(w, 0, range(4))
+    # partition 2's gradient is that of the model in train mode on partition 2's batch alone
+    ref_model = copy_model(model).train()
+    rows = task.rows(2, 0)
+    loss = torch.nn.functional.cross_entropy(ref_model(X[rows]), y[rows]) * 6 / 24
+    ref = torch.cat([p.reshape(-1) for p in torch.autograd.grad(loss, ref_model.parameters())])
+    torch.testing.assert_close(g[2], ref, atol=1e-12, rtol=1e-10)
+    # gradients never touch the running statistics; observe_round does (master side)
+    for k, v in task.state().items():
+        torch.testing.assert_close(v, before[k])
+    task.observe_round(w, 5)
+    assert not torch.equal(task.state()["1.running_mean"], before["1.running_mean"])
+    assert int(task.state()["1.num_batches_tracked"]) == 1
+    # evaluation uses the running statistics: it changes with them
+    e1 = task.evaluate(w)["loss"]
+    task.observe_round(w, 6)
+    assert task.evaluate(w)["loss"] != e1
+
+
+def test_regression_loss_and_no_metrics():
+    from gradcode.task import Task, TensorData
+
+    X, _ = _tiny()
+    y = X @ torch.arange(5.0, dtype=torch.float64)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 1), torch.nn.Flatten(0)).double()
+    data = TensorData("reg", X, y, X, y)
+    task = Task(
+        data,
+        model,
+        np.array_split(np.arange(40), 4),
+        loss_fn=torch.nn.functional.mse_loss,
+        metrics={},
+    )
+    w = task.initial_weights()
+    g = sum(task.partition_gradients(w, 0, range(4)).values())
+    torch.testing.assert_close(g, task.full_gradient(w), atol=1e-12, rtol=1e-10)
+    assert set(task.evaluate(w)) == {"loss"}

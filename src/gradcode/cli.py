@@ -382,6 +382,14 @@ def train_cmd(
         help="Continue the run in OUT from its checkpoint; only --rounds (upward), "
         "--eval-every, --checkpoint-every and --address may differ from the run's config.json.",
     ),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, help="Minibatch per partition per round (default: all)."
+    ),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (exactness)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads for the computation."),
+    lr_schedule: str = typer.Option(
+        "constant", "--lr-schedule", help="constant or cosine (lr -> 0 over --rounds)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     scheme_opt: list[str] = typer.Option(
         None, "--scheme-opt", help="Scheme option key=value (repeatable), e.g. l=2, placement=cr."
@@ -417,6 +425,10 @@ def train_cmd(
             address=address,
             time_scale=time_scale,
             scheme_options=_scheme_options(scheme, scheme_opt),
+            batch_size=batch_size,
+            dtype=dtype,
+            threads=threads,
+            lr_schedule=lr_schedule,
         )
         cfg.delay.build()  # validate before starting anything
         build_scheme(cfg)

@@ -79,25 +79,42 @@ class Decoding:
             object.__setattr__(self, field, float(getattr(self, field)))
         object.__setattr__(self, "_cond", cond if callable(cond) else float(cond))
 
-    def combine(self, messages: np.ndarray | dict[int, np.ndarray]) -> np.ndarray:
+    def combine(self, messages) -> np.ndarray:
         """Output ``sum_i a_i m_i``.
 
         ``messages`` is either an ``(n, d)`` array (rows of absent workers are
-        ignored) or a mapping ``worker -> message``.
+        ignored) or a mapping ``worker -> message``.  Messages may be numpy
+        arrays (combined in float64) or torch tensors (accumulated in place,
+        in the messages' dtype and on their device); workers with ``a_i == 0``
+        are skipped.
         """
         if isinstance(messages, dict):
             missing = [i for i in self.used if i not in messages]
             if missing:
                 raise KeyError(f"no message from used workers {missing}")
-            first = messages[self.used[0]] if self.used else None
-            if first is None:
+            if not self.used:
                 raise ValueError("nothing to combine: no worker was used")
+            first = messages[self.used[0]]
+            if _is_tensor(first):
+                out = None
+                for i in self.used:
+                    a = float(self.weights[i])
+                    if a == 0.0 and out is not None:
+                        continue
+                    if out is None:
+                        out = messages[i] * a
+                    else:
+                        out.add_(messages[i], alpha=a)
+                return out
             out = np.zeros_like(np.asarray(first, dtype=np.result_type(first, np.float64)))
             for i in self.used:
                 out += self.weights[i] * np.asarray(messages[i])
             return out
-        messages = np.asarray(messages)
         idx = list(self.used)
+        if _is_tensor(messages):
+            a = messages.new_tensor(self.weights[idx])
+            return a @ messages[idx]
+        messages = np.asarray(messages)
         return self.weights[idx] @ messages[idx]
 
 
@@ -109,6 +126,11 @@ def _lazy_cond(self: Decoding) -> float:
 
 # Set after the dataclass is built, so ``cond`` stays a positional InitVar of ``__init__``.
 Decoding.cond = property(_lazy_cond, doc="Effective ``cond(B_K)``, computed on first access.")
+
+
+def _is_tensor(x) -> bool:
+    """A torch tensor (checked by type, so this module never imports torch)."""
+    return type(x).__module__.startswith("torch")
 
 
 def residual_of(weights: np.ndarray, B: np.ndarray) -> float:

@@ -48,14 +48,14 @@ class Message:
     Attributes:
         worker: sender.
         round: the round whose weights produced its freshest part.
-        vector: the payload.
+        vector: the payload: a torch tensor in the runtime (numpy arrays work too).
         partitions: partitions whose gradients the payload contains.
         computed: per entry of ``partitions``, the round whose weights it used.
     """
 
     worker: int
     round: int
-    vector: np.ndarray
+    vector: Any
     partitions: tuple[int, ...]
     computed: tuple[int, ...]
 
@@ -73,7 +73,8 @@ class Update:
     """The master's output for one round.
 
     Attributes:
-        gradient: estimate of ``sum_j g_j`` (``None``: nothing usable; skip the step).
+        gradient: estimate of ``sum_j g_j``, of the messages' array type
+            (``None``: nothing usable; skip the step).
         used: workers whose messages entered (on time or cached).
         exact: every partition entered with weight exactly 1 at staleness 0.
         covered: every partition entered with total weight exactly 1 (any staleness).
@@ -85,7 +86,7 @@ class Update:
         stats: extra numbers (conditioning, ...).
     """
 
-    gradient: np.ndarray | None
+    gradient: Any
     used: tuple[int, ...]
     exact: bool
     covered: bool
@@ -110,6 +111,35 @@ class Update:
             "fallbacks": list(self.fallbacks),
             **{k: float(v) for k, v in self.stats.items()},
         }
+
+
+def encode(coefficients: np.ndarray, grads: Sequence) -> Any:
+    """``sum_i c_i g_i`` for torch tensors (accumulated in place, in the gradients'
+    dtype and device) or numpy arrays.  A single gradient with coefficient 1 is
+    returned as is (messages are never modified in place).
+
+    >>> import torch
+    >>> encode(np.array([1.0, -2.0]), [torch.ones(2), torch.ones(2)]).tolist()
+    [-1.0, -1.0]
+    """
+    if grads and all(_is_tensor(g) for g in grads):
+        if len(grads) == 1 and float(coefficients[0]) == 1.0:
+            return grads[0]  # uncoded (B = I): the gradient itself, no copy
+        out = torch_mul(grads[0], float(coefficients[0]))
+        for c, g in zip(coefficients[1:], grads[1:], strict=True):
+            out.add_(g, alpha=float(c))
+        return out
+    G = np.stack([np.asarray(g) for g in grads])
+    return np.asarray(coefficients).astype(G.dtype) @ G
+
+
+def _is_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def torch_mul(g, c: float):
+    """``c * g`` as a new tensor (a copy even when ``c == 1``)."""
+    return g * c if c != 1.0 else g.clone()
 
 
 def weighted_staleness(
@@ -151,7 +181,7 @@ class CodeScheme:
 
     def worker_message(self, state, worker: int, t: int, grads: Mapping[int, np.ndarray]):
         parts = self.code.placement[worker]
-        vec = self.code.encode(worker, np.stack([grads[p] for p in parts]))
+        vec = encode(self.code.coefficients(worker), [grads[p] for p in parts])
         return state, Message(worker, t, vec, parts, (t,) * len(parts))
 
     def init_master(self):

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .base import GradientCode
-from .protocol import Message, Update
+from .protocol import Message, Update, encode
 
 
 def conforms(straggled: np.ndarray, B: int, W: int, lam: int) -> bool:
@@ -245,7 +245,7 @@ class SRSGC:
     def worker_message(self, state, worker: int, job: int, grads):
         """Worker's coded result for ``job`` (gradients taken at ``w_job``)."""
         parts = self.code.placement[worker]
-        vec = self.code.encode(worker, np.stack([grads[p] for p in parts]))
+        vec = encode(self.code.coefficients(worker), [grads[p] for p in parts])
         return state, Message(worker, job, vec, parts, (job,) * len(parts))
 
     def init_master(self) -> MasterState:

@@ -1,21 +1,14 @@
 """Runtime: the master loop over a ``Cluster`` (in-process ``local`` or ``ray``)."""
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .cluster import Cluster, LocalCluster, RoundOutcome, Schedule
-from .loop import (
-    FlatOptimizer,
-    JsonLinesLog,
-    LoopConfig,
-    OptimizerConfig,
-    TrainingStopped,
-    TrainResult,
-    load_checkpoint,
-    train,
-)
-from .oracle import GradientOracle, LogisticOracle
+from .loop import JsonLinesLog, LoopConfig, TrainingStopped, TrainResult, train
+from .optim import FlatParams, OptimizerConfig
+from .oracle import GradientOracle, LogisticOracle, partition_gradients
 
 __all__ = [
     "Cluster",
-    "FlatOptimizer",
+    "FlatParams",
     "GradientOracle",
     "JsonLinesLog",
     "LocalCluster",
@@ -27,5 +20,7 @@ __all__ = [
     "TrainResult",
     "TrainingStopped",
     "load_checkpoint",
+    "partition_gradients",
+    "save_checkpoint",
     "train",
 ]

@@ -10,7 +10,12 @@ for every backend.
 :class:`LocalCluster` computes real gradients in-process and keeps a *virtual*
 clock: a worker's finishing time is drawn from the seeded straggler model
 (:class:`Schedule`), at the load it actually computed.  Everything is
-deterministic for a seed.  Simplification (documented, as in Tandon et al.'s
+deterministic for a seed.  Each round, the partitions any worker computes
+are computed *once*, in one batched call (``oracle.partition_gradients``):
+on one process a partition's gradient for a round is the same for every
+replica (same weights, same seeded minibatch), so recomputing it would only
+burn time; the virtual clock still charges every worker its full load.
+Simplification (documented, as in Tandon et al.'s
 simulations): each worker starts every round at the broadcast; a result that
 misses its round still arrives at its own time and is handed to the master
 in the round during which it arrives (schemes that fold late work in use it;
@@ -27,6 +32,14 @@ import numpy as np
 
 from ..codes.protocol import Message
 from ..stragglers import DelayModel
+from .oracle import partition_gradients
+
+
+def nan_like(v):
+    """A NaN vector shaped like ``v`` (tensor or array): fault injection."""
+    if isinstance(v, np.ndarray):
+        return np.full_like(v, np.nan, dtype=float)
+    return v.new_full(v.shape, float("nan"))
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class RoundOutcome:
 class Cluster(Protocol):
     n: int
 
-    def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome: ...
+    def run_round(self, t: int, weights) -> RoundOutcome: ...
 
     def state(self) -> dict: ...
 
@@ -132,9 +145,9 @@ class LocalCluster:
         if sequential and deadline is not None:
             raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
         self.plan = scheme.init_plan() if sequential else None
-        self.history: dict[int, np.ndarray] = {}  # sequential schemes: recent weights by round
+        self.history: dict = {}  # sequential schemes: recent weights by round
 
-    def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome:
+    def run_round(self, t: int, weights) -> RoundOutcome:
         if getattr(self.scheme, "chunked", False):
             return self._run_chunked(t, weights)
         if self.plan is not None:
@@ -148,18 +161,18 @@ class LocalCluster:
         on_time = []
         stateful = getattr(self.scheme, "stateful", False)
         keep_late = getattr(self.scheme, "uses_late", False)
-        for w in np.argsort(times, kind="stable"):
-            w = int(w)
-            if not np.isfinite(times[w]):
-                continue  # crashed this round: computes nothing, sends nothing
-            if times[w] > duration and not stateful:
-                continue  # a stateless code never uses a late message: skip the work
-            grads = {p: self.oracle.partition_gradient(p, weights) for p in plans[w]}
+        order = [int(w) for w in np.argsort(times, kind="stable")]
+        # crashed workers compute nothing; a stateless code never uses a late message
+        busy = [w for w in order if np.isfinite(times[w]) and (times[w] <= duration or stateful)]
+        grads = partition_gradients(
+            self.oracle, weights, t, sorted({p for w in busy for p in plans[w]})
+        )
+        for w in busy:
             self.worker_states[w], msg = self.scheme.worker_message(
-                self.worker_states[w], w, t, grads
+                self.worker_states[w], w, t, {p: grads[p] for p in plans[w]}
             )
             if self.corrupt is not None and self.corrupt(t, w):
-                msg = replace(msg, vector=np.full_like(msg.vector, np.nan))
+                msg = replace(msg, vector=nan_like(msg.vector))
             if times[w] <= duration:
                 on_time.append(msg)
             elif keep_late:
@@ -176,7 +189,7 @@ class LocalCluster:
         decodable = bool(np.isfinite(self.scheme.completion_time(times[None, :])[0]))
         return RoundOutcome(on_time, late_now, duration, times, ready, dropped, decodable)
 
-    def _run_chunked(self, t: int, weights: np.ndarray) -> RoundOutcome:
+    def _run_chunked(self, t: int, weights) -> RoundOutcome:
         """Streaming schemes: every finished chunk is its own message, in arrival order."""
         sch = self.scheme
         width = max(len(p) for p in sch.placement)
@@ -197,35 +210,41 @@ class LocalCluster:
             if finish[w, pos] <= duration
         )
         msgs = []
+        grads = partition_gradients(self.oracle, weights, t, sorted({c for _, _, c in events}))
         for _, w, chunk in events:
-            msg = sch.chunk_message(w, t, chunk, self.oracle.partition_gradient(chunk, weights))
+            msg = sch.chunk_message(w, t, chunk, grads[chunk])
             if self.corrupt is not None and self.corrupt(t, w):
-                msg = replace(msg, vector=np.full_like(msg.vector, np.nan))
+                msg = replace(msg, vector=nan_like(msg.vector))
             msgs.append(msg)
         self.clock += duration
         worker_done = np.where(np.isfinite(finish[:, -1]), finish[:, -1], np.inf)
         return RoundOutcome(msgs, [], duration, worker_done, ready, [], bool(np.isfinite(full)))
 
-    def _run_sequential(self, t: int, weights: np.ndarray) -> RoundOutcome:
-        """Sequential codes (SR-SGC): a worker may recompute an older job at its old weights."""
+    def _run_sequential(self, t: int, weights) -> RoundOutcome:
+        """Sequential codes (SR-SGC): a worker may recompute an older job at its old weights
+        (and that job's minibatch)."""
         sch = self.scheme
-        self.history[t] = np.array(weights)
+        self.history[t] = weights.clone() if hasattr(weights, "clone") else np.array(weights)
         jobs = sch.jobs(self.plan, t)
         times = self.schedule.times(t, sch.load)
         duration, ready = sch.stop(self.plan, t, times)
         msgs, answered = [], []
-        for w in np.argsort(times, kind="stable"):
-            w = int(w)
-            if not times[w] <= duration:
-                continue
+        busy = [int(w) for w in np.argsort(times, kind="stable") if times[int(w)] <= duration]
+        need: dict[int, set] = {}
+        for w in busy:
+            need.setdefault(int(jobs[w]), set()).update(sch.compute_plan(None, w, t))
+        grads = {
+            job: partition_gradients(self.oracle, self.history[job], job, sorted(ps))
+            for job, ps in need.items()
+        }
+        for w in busy:
             job = int(jobs[w])
             parts = sch.compute_plan(None, w, t)
-            grads = {p: self.oracle.partition_gradient(p, self.history[job]) for p in parts}
-            _, msg = sch.worker_message(None, w, job, grads)
+            _, msg = sch.worker_message(None, w, job, {p: grads[job][p] for p in parts})
             if self.corrupt is not None and self.corrupt(t, w):
-                msg = replace(msg, vector=np.full_like(msg.vector, np.nan))
+                msg = replace(msg, vector=nan_like(msg.vector))
             msgs.append(msg)
-            if np.all(np.isfinite(msg.vector)):  # the master drops non-finite messages too
+            if all_finite(msg.vector):  # the master drops non-finite messages too
                 answered.append(w)
         self.plan = sch.advance(self.plan, t, sch.by_job(self.plan, t, answered))
         self.history = {r: v for r, v in self.history.items() if r > t - sch.delay - 1}
@@ -233,8 +252,10 @@ class LocalCluster:
         return RoundOutcome(msgs, [], duration, times, ready, [], ready)
 
     def state(self) -> dict:
+        """What resume needs: worker memories only for stateful schemes."""
+        stateful = getattr(self.scheme, "stateful", False)
         return {
-            "worker_states": self.worker_states,
+            "worker_states": self.worker_states if stateful else None,
             "clock": self.clock,
             "pending": self.pending,
             "plan": self.plan,
@@ -242,7 +263,8 @@ class LocalCluster:
         }
 
     def restore(self, state: dict) -> None:
-        self.worker_states = list(state["worker_states"])
+        if state.get("worker_states") is not None:
+            self.worker_states = list(state["worker_states"])
         self.clock = float(state["clock"])
         self.pending = list(state["pending"])
         self.plan = state.get("plan", self.plan)
@@ -250,3 +272,21 @@ class LocalCluster:
 
     def close(self) -> None:
         pass
+
+
+def all_finite(v) -> bool:
+    """No NaN and no Inf in ``v`` (tensor or array): one vectorised ``sum`` (finite sum
+    => every entry finite), confirmed by a min/max pass only when the sum is not finite
+    (overflow of a finite vector); ``isfinite(v).all()`` would allocate a d-sized mask."""
+    if isinstance(v, np.ndarray):
+        return bool(np.isfinite(v.min()) and np.isfinite(v.max())) if v.size else True
+    import torch
+
+    if not isinstance(v, torch.Tensor):
+        return bool(np.all(np.isfinite(np.asarray(v))))
+    if v.numel() == 0:
+        return True
+    if bool(torch.isfinite(v.sum())):
+        return True
+    lo, hi = torch.aminmax(v)  # NaN propagates into both
+    return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))

@@ -259,8 +259,22 @@ class RunConfig:
     address: str | None = None  # Ray cluster address (None: start Ray locally)
     time_scale: float | None = None  # Ray: real seconds per schedule unit (None: 0.01)
     scheme_options: tuple[tuple[str, object], ...] = ()
+    batch_size: int | None = None  # per partition per round (None: the whole partition)
+    dtype: str = "float32"  # of weights, gradients and messages ("float64" for exactness)
+    threads: int = 1  # torch intra-op threads of the in-process computation
+    lr_schedule: str = "constant"  # or "cosine": lr -> 0 over the run's rounds
 
     def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
+            )
         if self.backend not in ("local", "ray"):
             raise ValueError(f"backend must be 'local' or 'ray', got {self.backend!r}")
         if self.workers < 1:

@@ -7,86 +7,70 @@
         drop messages with NaN or Inf                  # logged
         master, update = scheme.master_update(master, t, on_time, late)
         if update.gradient is not None:
-            w = optimizer.step(w, update.gradient)     # a torch optimizer on a flat vector
+            p.grad <- update.gradient; optimizer.step() # the model's own parameters
         log one JSON line; checkpoint every K rounds
+
+Weights, messages and updates are torch tensors (the oracle's dtype and
+device); ``w`` is the flat tensor the model's parameters are views of (see
+:class:`~gradcode.runtime.optim.FlatParams`).  The optimizer is any
+``torch.optim`` optimizer built by ``LoopConfig.optimizer(params)``, with an
+optional LR scheduler (stepped once per round) and gradient clipping.
 
 When the scheme's stop rule can never be met (more than ``s`` workers dead),
 ``on_undecodable="fallback"`` decodes best-effort from everything that
 arrived (logged as a fallback) and ``"stop"`` ends training with
-:class:`TrainingStopped` after writing a checkpoint.  Nothing ever waits
-forever.  ``resume`` continues from a checkpoint bit for bit on the local
-backend.
+:class:`TrainingStopped` after writing a checkpoint.  A non-finite decoded
+gradient, weights or training loss also stops training, with a checkpoint
+holding the last finite weights.  Nothing ever waits forever.  ``resume``
+continues from a checkpoint bit for bit on the local backend.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
+import math
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import torch
 
-from ..codes.protocol import Message
-from .cluster import Cluster
+from .checkpoint import dumps_strict, load_checkpoint, save_checkpoint, strict
+from .cluster import Cluster, all_finite
+from .optim import FlatParams, OptimizerConfig, OptimizerFactory
+
+__all__ = [
+    "JsonLinesLog",
+    "LoopConfig",
+    "OptimizerConfig",
+    "TrainResult",
+    "TrainingStopped",
+    "load_checkpoint",
+    "train",
+]
 
 
 class TrainingStopped(RuntimeError):
-    """Training cannot continue (e.g. more than s workers dead with ``on_undecodable='stop'``)."""
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.name not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.name!r}")
-        if not self.lr > 0:
-            raise ValueError(f"learning rate must be positive, got {self.lr}")
-
-
-class FlatOptimizer:
-    """A torch optimizer over one flat parameter vector (weights stay NumPy outside)."""
-
-    def __init__(self, cfg: OptimizerConfig, weights: np.ndarray) -> None:
-        import torch
-
-        self.torch = torch
-        self.param = torch.nn.Parameter(torch.from_numpy(np.array(weights, dtype=np.float64)))
-        kw = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if cfg.name == "sgd":
-            self.opt = torch.optim.SGD([self.param], momentum=cfg.momentum, **kw)
-        else:
-            self.opt = torch.optim.Adam([self.param], **kw)
-
-    def step(self, gradient: np.ndarray) -> np.ndarray:
-        self.param.grad = self.torch.from_numpy(np.asarray(gradient, dtype=np.float64))
-        self.opt.step()
-        return self.param.detach().numpy().copy()
-
-    def state(self) -> dict:
-        return {"param": self.param.detach().clone(), "opt": self.opt.state_dict()}
-
-    def restore(self, state: dict) -> None:
-        with self.torch.no_grad():
-            self.param.copy_(state["param"])
-        self.opt.load_state_dict(state["opt"])
+    """Training cannot continue (more than s workers dead with ``on_undecodable='stop'``,
+    or a non-finite gradient, weight or loss)."""
 
 
 @dataclass(frozen=True)
 class LoopConfig:
+    """How the master trains.  ``optimizer(params)`` builds a ``torch.optim`` optimizer
+    (an :class:`OptimizerConfig` or any callable); ``scheduler(optimizer)`` an optional
+    LR scheduler stepped once per round; ``clip_grad_norm`` clips the decoded gradient."""
+
     rounds: int = 100
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    optimizer: OptimizerFactory = field(default_factory=OptimizerConfig)
     eval_every: int = 10
     checkpoint_every: int = 0  # 0 = never
     on_undecodable: str = "fallback"
+    scheduler: Callable | None = None
+    clip_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -95,23 +79,29 @@ class LoopConfig:
             raise ValueError(
                 f"on_undecodable must be 'fallback' or 'stop', got {self.on_undecodable!r}"
             )
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be positive, got {self.clip_grad_norm}")
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    weights: np.ndarray
+    weights: torch.Tensor
     rounds: int
     wall_clock: float  # virtual time on the local backend, seconds on Ray
     history: list[dict] = field(repr=False)
     stopped: str | None = None
+    state_dict: dict | None = field(default=None, repr=False)
 
     def final(self) -> dict:
-        evals = [h for h in self.history if "test_accuracy" in h]
+        evals = [h for h in self.history if "train_loss" in h]
         return evals[-1] if evals else {}
 
 
-def _finite(m: Message) -> bool:
-    return bool(np.all(np.isfinite(m.vector)))
+def _parameters(oracle) -> list[torch.Tensor]:
+    params = getattr(oracle, "parameters", None)
+    if params is not None:
+        return list(params())
+    return [torch.nn.Parameter(torch.as_tensor(oracle.initial_weights()).clone())]
 
 
 def train(
@@ -125,39 +115,80 @@ def train(
     progress: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Run ``cfg.rounds`` rounds; return the final weights and the per-round records."""
-    w = oracle.initial_weights()
-    opt = FlatOptimizer(cfg.optimizer, w)
+    fp = FlatParams(_parameters(oracle))
+    fp.load(oracle.initial_weights())
+    opt = cfg.optimizer(fp.params)
+    sched = cfg.scheduler(opt) if cfg.scheduler is not None else None
     master = scheme.init_master()
     start, history, clock = 0, [], 0.0
     if resume is not None:
-        ck = load_checkpoint(resume)
-        w, start, master, clock, history = (
-            ck["weights"],
-            ck["round"],
-            ck["master"],
-            ck["clock"],
-            ck["history"],
-        )
-        opt.restore(ck["optimizer"])
+        ck = load_checkpoint(resume, map_location=fp.flat.device)
+        fp.load(ck["weights"])
+        start, master, clock, history = ck["round"], ck["master"], ck["clock"], ck["history"]
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("scheduler") is not None:
+            sched.load_state_dict(ck["scheduler"])
+        if ck.get("oracle") and hasattr(oracle, "restore"):
+            oracle.restore(ck["oracle"])
         cluster.restore(ck["cluster"])
+    w = fp.flat
+    last_good = torch.empty_like(w)
+    observe = getattr(oracle, "observe_round", None)
+    epoch = getattr(oracle, "epoch", None)
+
+    def checkpoint(round_: int, weights=None) -> None:
+        if checkpoint_path is None:
+            return
+        state = {
+            "weights": w if weights is None else weights,
+            "round": round_,
+            "master": master,
+            "optimizer": opt.state_dict(),
+            "scheduler": None if sched is None else sched.state_dict(),
+            "oracle": oracle.state() if hasattr(oracle, "state") else None,
+            "cluster": cluster.state(),
+            "clock": clock,
+            "history": [strict(h) for h in history],
+        }
+        save_checkpoint(checkpoint_path, state)
+
+    def stop(msg: str, weights=None, round_: int | None = None) -> None:
+        checkpoint(t if round_ is None else round_, weights)
+        where = f" (checkpoint in {checkpoint_path})" if checkpoint_path is not None else ""
+        raise TrainingStopped(msg + where)
+
     stopped = None
     for t in range(start, cfg.rounds):
         t0 = time.perf_counter()
         out = cluster.run_round(t, w)
-        bad = [m.worker for m in out.on_time + out.late if not _finite(m)]
-        on_time = [m for m in out.on_time if _finite(m)]
-        late = [m for m in out.late if _finite(m)]
+        ok = {id(m): all_finite(m.vector) for m in out.on_time + out.late}
+        bad = [m.worker for m in out.on_time + out.late if not ok[id(m)]]
+        on_time = [m for m in out.on_time if ok[id(m)]]
+        late = [m for m in out.late if ok[id(m)]]
         notes = [f"dropped non-finite message from worker {b}" for b in bad] + out.dropped
         if not out.ready:
             notes.append("stop rule not met (deadline or too many failures)")
             if cfg.on_undecodable == "stop" and not out.decodable:
                 stopped = f"round {t}: more than s={scheme.s} workers unavailable; stopping"
-                if checkpoint_path is not None:
-                    save_checkpoint(checkpoint_path, w, t, master, opt, cluster, clock, history)
+                checkpoint(t)
                 raise TrainingStopped(stopped)
         master, upd = scheme.master_update(master, t, on_time, late)
+        if observe is not None:
+            observe(w, t)
         if upd.gradient is not None:
-            w = opt.step(upd.gradient[: w.size])  # chunked schemes may zero-pad
+            fp.set_grad(upd.gradient)
+            if not all_finite(fp.grad):
+                stop(f"round {t}: the decoded gradient is not finite; stopping")
+            last_good.copy_(w)
+            fp.step(opt, cfg.clip_grad_norm)
+            if sched is not None:
+                sched.step()
+            if not all_finite(w):
+                stop(
+                    f"round {t}: the weights became non-finite after the optimizer step "
+                    "(learning rate too large?); stopping",
+                    weights=last_good,
+                )
         else:
             notes.append("no usable gradient: step skipped")
         clock += out.duration
@@ -172,80 +203,63 @@ def train(
             "notes": notes + list(upd.fallbacks),
             "compute_seconds": round(time.perf_counter() - t0, 6),
         }
+        if epoch is not None:
+            rec["epoch"] = round(epoch(t), 6)
+        rec["lr"] = float(opt.param_groups[0]["lr"])  # for the next round's step
         rec.pop("fallbacks")
         if (t + 1) % cfg.eval_every == 0 or t == cfg.rounds - 1:
             ev = oracle.evaluate(w)
-            rec.update(
-                train_loss=oracle.train_loss(w), test_loss=ev["loss"], test_accuracy=ev["accuracy"]
-            )
+            rec["train_loss"] = oracle.train_loss(w)
+            rec.update({f"test_{k}": v for k, v in ev.items()})
         history.append(rec)
         if log is not None:
             log(rec)
         if progress is not None:
             progress(rec)
+        if "train_loss" in rec and not math.isfinite(rec["train_loss"]):
+            stop(f"round {t}: the training loss is {rec['train_loss']}; stopping", round_=t + 1)
         if (
             checkpoint_path is not None
             and cfg.checkpoint_every
             and (t + 1) % cfg.checkpoint_every == 0
         ):
-            save_checkpoint(checkpoint_path, w, t + 1, master, opt, cluster, clock, history)
-    return TrainResult(w, cfg.rounds, clock, history, stopped)
-
-
-def save_checkpoint(path: Path, w, round_, master, opt, cluster, clock, history) -> None:
-    """Atomically write everything needed to continue identically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    state = {
-        "weights": np.array(w),
-        "round": round_,
-        "master": master,
-        "optimizer": opt.state(),
-        "cluster": cluster.state(),
-        "clock": clock,
-        "history": list(history),
-    }
-    with open(tmp, "wb") as f:
-        pickle.dump(state, f)
-    tmp.replace(path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint not found: {path}")
-    with open(path, "rb") as f:
-        try:
-            state = pickle.load(f)
-        except Exception as exc:  # corrupt or foreign file
-            raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
-    keys = {"weights", "round", "master", "optimizer", "cluster", "clock", "history"}
-    if not isinstance(state, dict) or not keys <= set(state):
-        raise ValueError(f"{path} is not a gradcode checkpoint")
-    return state
+            checkpoint(t + 1)
+    state_dict = oracle.state_dict(w) if hasattr(oracle, "state_dict") else None
+    return TrainResult(w.detach().clone(), cfg.rounds, clock, history, stopped, state_dict)
 
 
 class JsonLinesLog:
-    """Append one JSON object per line (flushed, so a crash loses nothing written)."""
+    """Append one strict-JSON object per line (flushed, so a crash loses nothing written;
+    NaN/Infinity are written as ``null`` and listed under ``"nonfinite"``)."""
 
     def __init__(self, path: Path, mode: str = "w") -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.f = open(path, mode)
 
     def __call__(self, rec: dict) -> None:
-        self.f.write(json.dumps(rec, default=_json_default) + "\n")
+        self.f.write(dumps_strict(strict(rec)) + "\n")
         self.f.flush()
 
     def close(self) -> None:
         self.f.close()
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if hasattr(o, "__dataclass_fields__"):
-        return asdict(o)
-    raise TypeError(type(o).__name__)
+def read_json_lines(path: Path) -> list[dict]:
+    """Records of a ``rounds.jsonl`` (a torn last line, from a kill mid-write, is skipped)."""
+    out = []
+    lines = Path(path).read_text().splitlines()
+    for i, ln in enumerate(lines):
+        if not ln.strip():
+            continue
+        try:
+            out.append(json.loads(ln))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not JSON; cannot resume") from None
+            if i == len(lines) - 1:
+                warnings.warn(
+                    f"{path}: dropped a torn last line (a run killed mid-write)", stacklevel=2
+                )
+                break
+            raise
+    return out

@@ -520,4 +520,4 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _finite(m) -> bool:
-    return bool(np.all(np.isfinite(m.vector)))
+    return bool(np.isfinite(np.asarray(m.vector)).all())

@@ -5,24 +5,35 @@ Outputs in ``out_dir``:
 * ``config.json`` -- the run's configuration;
 * ``rounds.jsonl`` -- one JSON line per round (times, arrivals, decoder,
   residual, staleness, fallbacks, and periodic loss/accuracy);
-* ``summary.json`` -- final metrics;
-* ``checkpoint.pkl`` -- written every ``checkpoint_every`` rounds (and when
-  training stops); ``resume=True`` continues from it.
+* ``summary.json`` -- final metrics (strict JSON: non-finite values are
+  ``null``, listed under ``"nonfinite"``);
+* ``model.pt`` -- the final weights as the model's ``state_dict``
+  (``torch.load(path, weights_only=True)``);
+* ``checkpoint.pt`` -- written every ``checkpoint_every`` rounds (and when
+  training stops); ``resume=True`` continues from it.  No pickle: tensors plus
+  JSON (see :mod:`gradcode.runtime.checkpoint`).
+
+Every file is written atomically (temporary file + rename); ``rounds.jsonl``
+is appended line by line, flushed.  Torch's intra-op thread count is set to
+``cfg.threads`` (default 1) for the run and restored afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from ..codes import make_scheme
+from .checkpoint import atomic_torch_save, atomic_write_text, dumps_strict, strict
 from .cluster import LocalCluster, Schedule
 from .config import RunConfig, check_resume
-from .loop import JsonLinesLog, LoopConfig, OptimizerConfig, TrainResult, train
+from .loop import JsonLinesLog, LoopConfig, OptimizerConfig, TrainResult, read_json_lines, train
+
+CHECKPOINT = "checkpoint.pt"
 
 
 def build_scheme(cfg: RunConfig):
@@ -44,6 +55,8 @@ def build_scheme(cfg: RunConfig):
 
 
 def build_task(cfg: RunConfig, num_partitions: int):
+    import torch
+
     from ..task import Task
 
     return Task.build(
@@ -55,6 +68,8 @@ def build_task(cfg: RunConfig, num_partitions: int):
         data_dir=cfg.data_dir,
         verify=cfg.verify,
         device=cfg.device,
+        dtype=getattr(torch, cfg.dtype),
+        batch_size=cfg.batch_size,
     )
 
 
@@ -64,6 +79,13 @@ def build_cluster(cfg: RunConfig, scheme, task):
         return LocalCluster(scheme, task, schedule, deadline=cfg.deadline)
     from .ray_cluster import RayCluster
 
+    if cfg.batch_size is not None and not getattr(RayCluster, "minibatch_rounds", False):
+        # Its actors must pass the round to Task.partition_gradients(weights, t, parts),
+        # or every round would reuse round 0's minibatches.
+        raise ValueError(
+            "--batch-size is not supported by this Ray backend yet (its workers do not "
+            "pass the round to the minibatch sampler); use --backend local"
+        )
     return RayCluster(scheme, cfg, schedule, deadline=cfg.deadline)
 
 
@@ -74,39 +96,61 @@ def loop_config(cfg: RunConfig) -> LoopConfig:
         eval_every=cfg.eval_every,
         checkpoint_every=cfg.checkpoint_every,
         on_undecodable=cfg.on_undecodable,
+        scheduler=_cosine(cfg.rounds) if cfg.lr_schedule == "cosine" else None,
     )
+
+
+def _cosine(rounds: int):
+    import torch
+
+    return lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=rounds)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Use ``n`` torch intra-op threads inside the block (then restore the old count)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> TrainResult:
     """Train once; write config, per-round log, summary and checkpoints to ``out_dir``."""
     out_dir = Path(out_dir)
-    ck = out_dir / "checkpoint.pkl"
+    ck = out_dir / CHECKPOINT
     if resume:  # refuse a different run before anything is written
         check_resume(cfg, out_dir)
         if not ck.is_file():
             raise ValueError(f"--resume: no checkpoint in {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scheme = build_scheme(cfg)
-    task = build_task(cfg, scheme.k)
-    cluster = build_cluster(cfg, scheme, task)
-    (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
-    if resume:  # drop log lines past the checkpoint so the log matches the state
-        _truncate_log(out_dir / "rounds.jsonl", _checkpoint_round(ck))
-    log = JsonLinesLog(out_dir / "rounds.jsonl", mode="a" if resume else "w")
-    try:
-        result = train(
-            scheme,
-            cluster,
-            task,
-            loop_config(cfg),
-            log=log,
-            checkpoint_path=ck,
-            resume=ck if resume else None,
-            progress=progress,
-        )
-    finally:
-        log.close()
-        cluster.close()
+    with torch_threads(cfg.threads):
+        scheme = build_scheme(cfg)
+        task = build_task(cfg, scheme.k)
+        resume_round = _checkpoint_round(ck) if resume else None  # refuses a foreign file
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cluster = build_cluster(cfg, scheme, task)
+        atomic_write_text(out_dir / "config.json", json.dumps(asdict(cfg), indent=2, default=str))
+        if resume:  # drop log lines past the checkpoint so the log matches the state
+            _truncate_log(out_dir / "rounds.jsonl", resume_round)
+        log = JsonLinesLog(out_dir / "rounds.jsonl", mode="a" if resume else "w")
+        try:
+            result = train(
+                scheme,
+                cluster,
+                task,
+                loop_config(cfg),
+                log=log,
+                checkpoint_path=ck,
+                resume=ck if resume else None,
+                progress=progress,
+            )
+        finally:
+            log.close()
+            cluster.close()
     summary = {
         "scheme": cfg.scheme,
         "rounds": result.rounds,
@@ -114,38 +158,26 @@ def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> T
         **{
             k: v
             for k, v in result.final().items()
-            if k in ("train_loss", "test_loss", "test_accuracy")
+            if k in ("train_loss", "test_loss", "test_accuracy", "epoch")
         },
         "exact_fraction": float(np.mean([h["exact"] for h in result.history])),
         "mean_staleness": float(np.mean([h["staleness_mean"] for h in result.history])),
         "fallback_rounds": int(sum(bool(h["notes"]) for h in result.history)),
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    np.save(out_dir / "weights.npy", result.weights)
+    atomic_write_text(out_dir / "summary.json", dumps_strict(strict(summary), indent=2))
+    if result.state_dict is not None:
+        atomic_torch_save(result.state_dict, out_dir / "model.pt")
     return result
 
 
 def _checkpoint_round(path: Path) -> int:
-    from .loop import load_checkpoint
+    from .checkpoint import load_checkpoint
 
     return int(load_checkpoint(path)["round"])
 
 
 def _truncate_log(path: Path, rounds: int) -> None:
-    """Keep the log lines of rounds before ``rounds``; drop a torn last line (a run
-    killed mid-write) with a warning."""
     if not path.is_file():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    keep = []
-    for i, ln in enumerate(lines):
-        try:
-            round_ = int(json.loads(ln)["round"])
-        except (ValueError, TypeError, KeyError):
-            if i < len(lines) - 1:
-                raise ValueError(f"{path}: line {i + 1} is not JSON; cannot resume") from None
-            warnings.warn(f"{path}: dropped a torn last line (run killed mid-write)", stacklevel=2)
-            continue
-        if round_ < rounds:
-            keep.append(ln)
-    path.write_text("".join(ln + "\n" for ln in keep))
+    keep = [rec for rec in read_json_lines(path) if rec["round"] < rounds]
+    atomic_write_text(path, "".join(json.dumps(rec) + "\n" for rec in keep))
