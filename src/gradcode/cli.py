@@ -355,7 +355,10 @@ def train_cmd(
         "local", "--backend", help="local (in-process, virtual clock) or ray."
     ),
     address: str = typer.Option(
-        None, "--address", help="Ray cluster address (default: start Ray locally)."
+        None,
+        "--address",
+        help="Ray cluster to join: HOST:PORT, or 'auto' for the one `ray start` runs on this "
+        "machine (default: a private Ray instance on 127.0.0.1).",
     ),
     time_scale: float = typer.Option(
         None,

@@ -77,7 +77,7 @@ def test_kill_s_actors_and_nan_keep_frc_exact(ray_session, tmp_path, monkeypatch
             threading.Timer(0.002, cluster.kill, [1]).start()
             killed.append(t)
 
-    _use(monkeypatch, nan_workers={3}, on_round=hook)
+    _use(monkeypatch, nan_workers={3}, on_round=hook, respawn=False)
     res = run(_cfg(scheme="frc", backend="ray"), tmp_path)
     assert killed == [3]
     assert all(h["exact"] for h in res.history)
@@ -100,7 +100,7 @@ def test_kill_more_than_s_falls_back_or_stops(ray_session, tmp_path):
             c.kill(0)
             c.kill(1)
 
-    cluster.on_round = hook
+    cluster.on_round, cluster.respawn = hook, False
     try:
         # Streaming per-chunk results (partial-straggler transport), before the kills.
         w = task.initial_weights()
@@ -149,7 +149,7 @@ def test_worker_task_keeps_only_its_partitions():
 def test_bad_time_scale_is_a_value_error():
     cfg = _cfg(scheme="frc", backend="ray")
     with pytest.raises(ValueError, match="time_scale"):
-        RayCluster(build_scheme(cfg), cfg, None, time_scale=-1)
+        RayCluster(build_scheme(cfg), None, None, time_scale=-1)
 
 
 def test_unreachable_address_is_a_quick_value_error():

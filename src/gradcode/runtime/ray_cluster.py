@@ -1,272 +1,75 @@
 """The ``ray`` backend: one Ray actor per worker, real time, real failures.
 
 :class:`RayCluster` implements the :class:`~gradcode.runtime.cluster.Cluster`
-protocol of :class:`~gradcode.runtime.cluster.LocalCluster` on Ray actors:
+protocol of :class:`~gradcode.runtime.cluster.LocalCluster` on Ray actors
+(worker side: :mod:`gradcode.runtime.ray_worker`; start/join:
+:mod:`gradcode.runtime.ray_connect`; chunked and sequential rounds:
+:mod:`gradcode.runtime.ray_rounds`).  It receives what it needs -- scheme,
+task, schedule -- and imports nothing from the composition root
+(:mod:`gradcode.runtime.run`).
 
-* **Workers.** One actor per worker.  The master builds the
-  :class:`~gradcode.task.Task` from the :class:`RunConfig` (so partitions and
-  initial weights are the master's) and ships each actor, through the object
-  store, a :class:`WorkerTask` holding only the model and the training rows of
-  the partitions its placement stores (no test set); worker nodes need
-  gradcode and torch installed but no data files.  The scheme's worker
-  state lives on the actor (PGC's stored gradients never travel).
-* **A round.** The weights are put in the object store once
-  (``ray.put``); each free worker gets one call ``round(t, weights)``.  The
-  actor computes its plan (``scheme.compute_plan``), the gradients and its
-  message (``scheme.worker_message``), then sleeps until
-  ``schedule.times(t, loads)[w] * time_scale`` seconds after the call started
-  (the straggler delay of the same seeded :class:`Schedule` as the local
-  backend; compute time already spent counts towards it, so a worker never
-  finishes *before* compute is done).  A worker whose scheduled time is
-  ``inf`` is crashed for that round: it computes nothing and sends nothing.
-* **The master** waits with ``ray.wait(num_returns=1)`` in arrival order until
-  ``scheme.ready(arrived)``, or the deadline (``deadline * time_scale``
-  seconds) passes, or no outstanding worker could make the scheme ready any
-  more (all answered, crashed or dead).  A message with NaN/Inf is passed on
-  (the master loop drops and logs it) but does not count towards ``ready``.
-  The master never waits on a dead actor: a killed actor or a dead process
-  surfaces as ``RayActorError``; the worker is marked dead for the rest of the
-  run and logged in ``dropped``.
-* **Late work.** At most one call is outstanding per worker.  A worker still
-  busy with an older round is not sent the new round at the broadcast; when its
-  old result arrives, it is sent the current round at once.  For *stateful*
-  schemes (PGC and variants) an old result is handed to the master as ``late``
-  in the round during which it arrives (collected both in the ``ray.wait``
-  loop and by a non-blocking ``ray.wait(timeout=0)`` sweep at the start of each
-  round), and dropped when more than ``late_cap`` rounds old (default
-  ``s + 1``, as locally).  For *stateless* codes late work is useless: at the
-  end of a round the outstanding calls are cancelled (the actors are async, so
-  cancelling interrupts the delay) and the workers are free again.
-  So the backlog is bounded by one call per worker.
-* **Time.** ``RoundOutcome.duration`` and ``times`` are real elapsed seconds
-  divided by ``time_scale``, i.e. in the straggler schedule's units (plus the
-  real overheads: transfers, compute, Python).  ``times[w]`` is the measured
-  arrival for workers that answered this round, ``inf`` for crashed or dead
-  ones, and a lower bound (just above ``duration``) for those still running.
-* **Checkpoints.** :meth:`state` fetches the worker states from the live
-  actors; :meth:`restore` pushes them back into fresh actors.  A Ray resume
-  restores model, optimizer, master state, round and worker states, but not
-  results in flight at checkpoint time (lost) nor the dead set (a resumed run
-  starts with every actor alive); arrival order is real time, so a resumed Ray
-  run is *not* bit-identical to an uninterrupted one (only the local backend
-  promises that).
+* **Workers.** One actor per worker, all created at once (their start-ups run
+  concurrently).  The task is cut per worker to the partitions its placement
+  stores (:func:`~gradcode.runtime.ray_worker.worker_task`) and put in the
+  object store; a task that cannot be cut is put once and shared read-only.
+* **A round** (plain and stateful schemes).  The weights -- whatever object
+  the loop passes, NumPy array or torch tensor -- are put in the object store
+  once; each free live worker gets one call.  It computes its plan, gradients
+  and message and reports ``schedule.times(t, loads)[w] * time_scale`` seconds
+  after the call started (``inf``: crashed this round, nothing sent).  The
+  master collects in arrival order (``ray.wait``) until ``scheme.ready``, the
+  deadline, or until every live worker has answered: with more than ``s``
+  workers dead or crashed the round waits for all the survivors and the loop
+  decodes best-effort from them (a logged fallback), exactly as the local
+  backend does.  Non-finite messages are passed on (the loop drops and logs
+  them) but do not count towards ``ready``.
+* **Late work.** At most one call is outstanding per worker.  Stateful schemes
+  get old results as ``late`` in the round during which they arrive (dropped
+  when more than ``late_cap`` rounds old); stateless codes cancel outstanding
+  calls at the end of each round.
+* **Failures and rejoin.** A killed actor (or a removed node) surfaces as
+  ``RayActorError``: the worker is dead (logged) and never waited for.  With
+  ``respawn=True`` (default) a replacement actor is started at once, on any
+  node, with the dead worker's partitions and the scheme's *initial* worker
+  state (``scheme.init_worker``); it rejoins at the first round after it is up
+  (logged).  For PGC this means its stored gradients are *recomputed*: an
+  empty memory makes ``compute_plan`` return all ``s + 1`` stored partitions
+  (the warm-up), at the current weights.  ``CrashStop`` schedules (with or
+  without ``rejoin_after``) act on live actors, as on the local backend: a
+  crashed worker sends nothing and keeps its state.
+* **Time.** ``duration`` and ``times`` are real elapsed seconds divided by
+  ``time_scale`` (schedule units plus real overheads); ``times[w]`` is the
+  measured arrival, ``inf`` for crashed or dead workers, just above
+  ``duration`` for those still running.  With ``time_scale=0`` they are
+  seconds.
+* **Checkpoints.** :meth:`state` fetches worker states from live actors;
+  :meth:`restore` pushes them back.  Results in flight are lost and arrival
+  order is real time, so a resumed Ray run is close to, not bit-identical
+  with, an uninterrupted one.
 
-Test hooks: ``nan_workers`` makes those workers send NaN vectors (the master
-loop drops and logs them); ``on_round(cluster, t)`` is called at the start of
-every round (e.g. to ``ray.kill`` actors); ``task_factory(cfg)`` replaces the
-:class:`Task` on the workers (benchmarks use a constant-vector oracle).
-
-Streaming (partial-straggler protocol): :meth:`RayCluster.stream_chunks` and
-:func:`consume_stream` -- a worker yields one result per finished chunk through
-a Ray streaming generator and the master consumes the stream until a predicate
-holds.
+Test hooks: ``nan_workers`` send NaN messages; ``on_round(cluster, t)`` runs
+at the start of every round (e.g. to kill actors); ``actor_options`` (one
+dict, or one per worker) pins actors, e.g. to nodes through custom resources.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 
-from ..task import Task
+from . import ray_rounds
 from .cluster import RoundOutcome, Schedule
+from .ray_connect import check_address, connect, first_line, import_ray
+from .ray_worker import WorkerActor, can_split, placement_of, worker_task
+
+__all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream", "placement_of"]
 
 #: Real seconds per unit of the straggler schedule (``RayCluster(time_scale=...)``).
 DEFAULT_TIME_SCALE = 0.01
 
-
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ValueError(
-            "backend 'ray' needs the ray package: pip install 'ray[default]'"
-        ) from None
-    return ray
-
-
-def check_address(address: str, timeout: float = 5.0) -> None:
-    """Fail fast (``ValueError``) when ``HOST:PORT`` does not accept connections.
-
-    ``ray.init(address=...)`` keeps retrying an unreachable head for minutes;
-    a plain TCP connect answers in at most ``timeout`` seconds.  ``"auto"``
-    and addresses without a port are left to Ray.
-    """
-    import socket
-
-    hostport = address.split("://", 1)[-1]
-    host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit() or address in ("auto", "local"):
-        return
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise ValueError(
-            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
-            "(is 'ray start --head' running there?)"
-        ) from None
-
-
-def placement_of(scheme, worker: int) -> tuple[int, ...] | None:
-    """The partitions ``worker`` stores (``None``: unknown, keep all data)."""
-    pl = getattr(scheme, "placement", None)
-    if pl is None:
-        pl = getattr(getattr(scheme, "code", None), "placement", None)
-    return None if pl is None else tuple(int(p) for p in pl[worker])
-
-
-class _DataStub:
-    """What a worker's task keeps of the dataset: its name and the training-set size."""
-
-    def __init__(self, name: str, n_train: int) -> None:
-        self.name, self.n_train = name, int(n_train)
-
-
-def worker_task(task, parts: Iterable[int]):
-    """A copy of ``task`` holding only the training rows of ``parts`` (no test set).
-
-    Its partition gradients equal ``task``'s for the kept partitions (the
-    ``1/N`` normalisation keeps the full training-set size); any other
-    partition raises ``ValueError``.  This is what each actor receives.
-    """
-    wt = object.__new__(WorkerTask)
-    wt.__dict__.update(task.__dict__)
-    parts = sorted({int(p) for p in parts})
-    keep = [task._idx[j] for j in parts]
-    rows = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long)
-    wt._X, wt._y = task._X[rows].clone(), task._y[rows].clone()
-    new_idx, start = [], 0
-    for j in range(task.num_partitions):
-        if j in parts:
-            size = len(task._idx[j])
-            new_idx.append(torch.arange(start, start + size))
-            start += size
-        else:
-            new_idx.append(torch.zeros(0, dtype=torch.long))
-    wt._idx = new_idx
-    wt._Xt = wt._yt = None
-    wt.dataset = _DataStub(task.dataset.name, task.dataset.n_train)
-    wt.kept = frozenset(parts)
-    return wt
-
-
-class WorkerTask(Task):
-    """A :class:`~gradcode.task.Task` restricted to some partitions (see :func:`worker_task`)."""
-
-    kept: frozenset = frozenset()
-
-    def partition_gradient(self, j: int, weights):
-        if j not in self.kept:
-            raise ValueError(f"this worker does not store partition {j}")
-        return super().partition_gradient(j, weights)
-
-
-@dataclass(frozen=True)
-class _Reply:
-    """What an actor returns for one round call."""
-
-    worker: int
-    round: int
-    message: object | None  # None: crashed for that round (schedule time inf)
-    compute_seconds: float
-
-
-class _WorkerActor:
-    """One worker: its own task (its partitions only), scheme state and delay."""
-
-    def __init__(self, w, scheme, task, schedule, time_scale, nan):
-        import torch
-
-        torch.set_num_threads(1)
-        self.w, self.scheme, self.schedule, self.time_scale = w, scheme, schedule, time_scale
-        self.nan = nan
-        self.task = task() if callable(task) else task
-        self.state = scheme.init_worker(w)
-
-    def ping(self) -> int:
-        return self.w
-
-    def get_state(self):
-        return self.state
-
-    def set_state(self, state) -> None:
-        self.state = state
-
-    async def round(self, t: int, weights) -> _Reply:
-        start = time.perf_counter()
-        plan = self.scheme.compute_plan(self.state, self.w, t)
-        loads = np.full(self.scheme.n, len(plan))
-        target = float(self.schedule.times(t, loads)[self.w])
-        if not np.isfinite(target):
-            return _Reply(self.w, t, None, 0.0)
-        grads = {p: self.task.partition_gradient(p, weights) for p in plan}
-        self.state, msg = self.scheme.worker_message(self.state, self.w, t, grads)
-        if self.nan:
-            from dataclasses import replace
-
-            msg = replace(msg, vector=np.full_like(np.asarray(msg.vector, dtype=float), np.nan))
-        spent = time.perf_counter() - start
-        wait = target * self.time_scale - spent
-        if wait > 0:
-            await asyncio.sleep(wait)
-        return _Reply(self.w, t, msg, spent)
-
-    async def chunks(self, t: int, weights, parts, delays=None):
-        """Streaming generator: one ``(partition, gradient)`` per finished chunk."""
-        start = time.perf_counter()
-        for i, p in enumerate(parts):
-            g = self.task.partition_gradient(p, weights)
-            if delays is not None:
-                wait = float(delays[i]) * self.time_scale - (time.perf_counter() - start)
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            yield (self.w, int(p), g)
-
-
-def consume_stream(
-    streams: dict[int, object],
-    predicate: Callable[[list[tuple[int, int, np.ndarray]]], bool],
-    timeout: float | None = None,
-) -> tuple[list[tuple[int, int, np.ndarray]], bool]:
-    """Consume Ray streaming generators (one per worker) in arrival order.
-
-    Returns ``(received, satisfied)``: every ``(worker, chunk, result)``
-    received, in arrival order, stopping as soon as ``predicate(received)``
-    holds, all streams are exhausted or dead, or ``timeout`` seconds pass.
-    A dead worker's stream just ends (its ``RayActorError`` is swallowed).
-    """
-    ray = _import_ray()
-    from ray.exceptions import RayActorError, RayTaskError, TaskCancelledError
-
-    t_end = None if timeout is None else time.perf_counter() + timeout
-    received: list = []
-    gens = dict(streams)
-    while gens:
-        if predicate(received):
-            return received, True
-        remaining = None if t_end is None else max(0.0, t_end - time.perf_counter())
-        ready, _ = ray.wait(list(gens.values()), num_returns=1, timeout=remaining)
-        if not ready:
-            break
-        gen = ready[0]
-        w = next(k for k, v in gens.items() if v is gen)
-        try:
-            ref = next(gen)
-            item = ray.get(ref)
-        except StopIteration:
-            del gens[w]
-            continue
-        except (RayActorError, RayTaskError, TaskCancelledError):
-            del gens[w]
-            continue
-        received.append(item)
-    return received, predicate(received)
+consume_stream = ray_rounds.consume_stream
 
 
 class RayCluster:
@@ -275,82 +78,120 @@ class RayCluster:
     def __init__(
         self,
         scheme,
-        cfg,
+        task,
         schedule: Schedule,
         deadline: float | None = None,
         late_cap: int | None = None,
         time_scale: float | None = None,
         *,
+        address: str | None = None,
+        respawn: bool = True,
+        max_respawns: int = 3,
         nan_workers: Iterable[int] = (),
         on_round: Callable[[RayCluster, int], None] | None = None,
-        task_factory: Callable | None = None,
-        actor_options: dict | None = None,
+        actor_options: dict | Sequence[dict] | None = None,
     ) -> None:
-        ray = _import_ray()
-        self.ray = ray
-        if time_scale is None:  # a RunConfig field if there is one, else 0.01 s per unit
-            time_scale = getattr(cfg, "time_scale", None)
-            if time_scale is None:
-                time_scale = DEFAULT_TIME_SCALE
+        time_scale = DEFAULT_TIME_SCALE if time_scale is None else float(time_scale)
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, got {time_scale}")
-        self.scheme, self.cfg, self.schedule = scheme, cfg, schedule
-        self.n = scheme.n
-        self.deadline = deadline
-        self.time_scale = float(time_scale)
+        self.sequential = bool(getattr(scheme, "sequential", False))
+        self.chunked = bool(getattr(scheme, "chunked", False))
+        if self.sequential and deadline is not None:
+            raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
+        self.ray = import_ray()
+        self.scheme, self.schedule, self.n = scheme, schedule, scheme.n
+        self.deadline, self.time_scale = deadline, time_scale
         self.late_cap = scheme.s + 1 if late_cap is None else late_cap
         self.stateful = bool(getattr(scheme, "stateful", False))
-        self.on_round = on_round
-        self._owns_ray = False
-        if not ray.is_initialized():
-            address = getattr(cfg, "address", None)
-            if address:
-                check_address(address)
-            try:
-                if address:
-                    ray.init(address=address, log_to_driver=False)
-                else:
-                    ray.init(include_dashboard=False, log_to_driver=False)
-            except Exception as exc:  # ConnectionError, ValueError, RuntimeError, ...
-                where = f"at {address}" if address else "locally"
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ValueError(f"cannot start/join a Ray cluster {where}: {msg}") from None
-            self._owns_ray = True
-        opts = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_concurrency": 4}
-        opts.update(actor_options or {})
-        Actor = ray.remote(_WorkerActor).options(**opts)
-        nan = set(int(w) for w in nan_workers)
-        if task_factory is not None:
-            payloads = [functools.partial(task_factory, cfg)] * self.n
-        else:
-            from .run import build_task
-
-            task = build_task(cfg, scheme.k)
-            payloads = []
-            for w in range(self.n):
-                parts = placement_of(scheme, w)
-                payloads.append(ray.put(task if parts is None else worker_task(task, parts)))
-        self.actors = [
-            Actor.remote(w, scheme, payloads[w], schedule, self.time_scale, w in nan)
-            for w in range(self.n)
-        ]
-        self.dead: set[int] = set()
+        self.on_round, self.respawn, self.max_respawns = on_round, respawn, max_respawns
+        self.nan = {int(w) for w in nan_workers}
+        self.actors: list = []
         self.busy: dict[int, tuple[object, int]] = {}  # worker -> (ref, round)
-        del payloads
-        # Wait until every actor is constructed (a bad config fails here, clearly).
+        self.dead: set[int] = set()
+        self.starting: dict[int, object] = {}  # worker -> ping ref of its replacement
+        self.respawns: dict[int, int] = {}
+        self.plan = scheme.init_plan() if self.sequential else None
+        self.history: dict[int, object] = {}  # sequential: round -> ObjectRef of its weights
+        self._owns_ray = connect(address)
         try:
+            self._start(task, actor_options)
+        except Exception:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ start-up
+
+    def _start(self, task, actor_options) -> None:
+        ray = self.ray
+        base = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_concurrency": 4}
+        if isinstance(actor_options, dict) or actor_options is None:
+            per = [dict(actor_options or {})] * self.n
+        else:
+            per = [dict(o) for o in actor_options]
+        self._base_opts = base
+        self._opts = [{**base, **o} for o in per]
+        self._scheme_ref = ray.put(self.scheme)
+        self._schedule_ref = ray.put(self.schedule)
+        if can_split(task):
+            self.payloads = []
+            for w in range(self.n):
+                parts = placement_of(self.scheme, w)
+                self.payloads.append(ray.put(task if parts is None else worker_task(task, parts)))
+        else:  # one shared read-only copy for every actor
+            self.payloads = [ray.put(task)] * self.n
+        self.actors = [self._new_actor(w, self._opts[w]) for w in range(self.n)]
+        try:  # wait until every actor is constructed (a bad config fails here, clearly)
             ray.get([a.ping.remote() for a in self.actors])
         except Exception as exc:
-            self.close()
-            raise ValueError(f"Ray workers failed to start: {_first_line(exc)}") from None
+            raise ValueError(f"Ray workers failed to start: {first_line(exc)}") from None
 
-    # ------------------------------------------------------------------ rounds
+    def _new_actor(self, w: int, opts: dict):
+        Actor = self.ray.remote(WorkerActor).options(**opts)
+        return Actor.remote(
+            w, self._scheme_ref, self.payloads[w], self._schedule_ref, w in self.nan
+        )
 
-    def _launch(self, w: int, t: int, wref) -> None:
-        self.busy[w] = (self.actors[w].round.remote(t, wref), t)
+    # ------------------------------------------------------------------ faults
 
-    def _get(self, w: int, ref):
-        """The reply, or None (recording death) when the actor is gone."""
+    def kill(self, worker: int) -> None:
+        """Kill a worker's actor (its process); the cluster notices on its next result."""
+        self.ray.kill(self.actors[worker], no_restart=True)
+
+    def live(self) -> list[int]:
+        return [w for w in range(self.n) if w not in self.dead]
+
+    def mark_dead(self, w: int, notes: list[str], why: str = "Ray actor error") -> None:
+        """Record a death; start a replacement actor when ``respawn`` allows."""
+        self.busy.pop(w, None)
+        self.dead.add(w)
+        note = f"worker {w} died ({why}); marked dead"
+        used = self.respawns.get(w, 0)
+        if self.respawn and used < self.max_respawns:
+            self.respawns[w] = used + 1
+            self.actors[w] = self._new_actor(w, self._base_opts)  # any node
+            self.starting[w] = self.actors[w].ping.remote()
+            note += ", replacement actor starting"
+        notes.append(note)
+
+    def _sweep_starting(self, notes: list[str]) -> None:
+        """Replacements that are up rejoin now (fresh scheme state); failed ones retry."""
+        from ray.exceptions import RayActorError
+
+        for w, ref in list(self.starting.items()):
+            done, _ = self.ray.wait([ref], timeout=0)
+            if not done:
+                continue
+            del self.starting[w]
+            try:
+                self.ray.get(ref)
+            except RayActorError:
+                self.mark_dead(w, notes, "replacement failed to start")
+                continue
+            self.dead.discard(w)
+            notes.append(f"worker {w} rejoined (replacement actor, initial worker state)")
+
+    def get(self, w: int, ref, notes: list[str]):
+        """The reply, ``None`` if cancelled, or ``"dead"`` (recorded) when the actor is gone."""
         from ray.exceptions import RayActorError, TaskCancelledError
 
         try:
@@ -358,35 +199,53 @@ class RayCluster:
         except TaskCancelledError:
             return None
         except RayActorError:
-            self.dead.add(w)
+            self.mark_dead(w, notes)
             return "dead"
 
-    def run_round(self, t: int, weights: np.ndarray) -> RoundOutcome:
-        ray = self.ray
+    # ------------------------------------------------------------------ rounds
+
+    @property
+    def scale(self) -> float:
+        """Real seconds per reported time unit (1 when no delays are injected)."""
+        return self.time_scale if self.time_scale > 0 else 1.0
+
+    def limit(self) -> float | None:
+        return None if self.deadline is None else self.deadline * self.scale
+
+    def run_round(self, t: int, weights) -> RoundOutcome:
         if self.on_round is not None:
             self.on_round(self, t)
+        notes: list[str] = []
+        self._sweep_starting(notes)
+        if self.chunked:
+            return ray_rounds.run_chunked(self, t, weights, notes)
+        if self.sequential:
+            return ray_rounds.run_sequential(self, t, weights, notes)
+        return self._run_plain(t, weights, notes)
+
+    def _launch(self, w: int, t: int, wref) -> None:
+        self.busy[w] = (self.actors[w].round.remote(t, wref, self.time_scale), t)
+
+    def _run_plain(self, t: int, weights, dropped: list[str]) -> RoundOutcome:
+        ray = self.ray
         start = time.perf_counter()
-        wref = ray.put(np.asarray(weights, dtype=np.float64))
-        on_time, late, dropped = [], [], []
+        wref = ray.put(weights)
+        on_time, late = [], []
         times = np.full(self.n, np.inf)
-        answered: set[int] = set()  # replied for round t (message or crash)
         arrived: list[int] = []  # senders of finite on-time messages (count for ready)
 
         def handle(w: int, ref, rnd: int) -> None:
             del self.busy[w]
-            rep = self._get(w, ref)
+            rep = self.get(w, ref, dropped)
             if rep == "dead":
-                dropped.append(f"worker {w} died (Ray actor error); marked dead")
                 return
             if rnd == t:
-                answered.add(w)
                 if rep is not None and rep.message is not None:
                     on_time.append(rep.message)
-                    if _finite(rep.message):
+                    if ray_rounds.finite(rep.message):
                         arrived.append(w)
-                    times[w] = (time.perf_counter() - start) / self._scale
+                    times[w] = (time.perf_counter() - start) / self.scale
                 return
-            # A result of an older round (stateful schemes only keep these).
             if rep is not None and rep.message is not None and self.stateful:
                 if t - rep.round <= self.late_cap:
                     late.append(rep.message)
@@ -395,26 +254,22 @@ class RayCluster:
             if w not in self.dead:
                 self._launch(w, t, wref)  # free again: send it the current round
 
-        # Non-blocking sweep of results that arrived between rounds.
-        if self.busy:
+        if self.busy:  # non-blocking sweep of results that arrived between rounds
             refs = {ref: (w, rnd) for w, (ref, rnd) in self.busy.items()}
             done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
             for ref in done:
-                w, rnd = refs[ref]
-                handle(w, ref, rnd)
-        for w in range(self.n):
-            if w not in self.dead and w not in self.busy:
+                handle(refs[ref][0], ref, refs[ref][1])
+        for w in self.live():
+            if w not in self.busy:
                 self._launch(w, t, wref)
 
-        limit = None if self.deadline is None else self.deadline * self.time_scale
-        ready = False
+        limit, ready = self.limit(), False
         while True:
             if self.scheme.ready(arrived):
                 ready = True
                 break
-            possible = arrived + [w for w in self.busy if w not in self.dead]
-            if not self.busy or not self.scheme.ready(possible):
-                break  # nobody left who could make the scheme ready
+            if not self.busy:
+                break  # every live worker answered: decode best-effort from what came
             remaining = None
             if limit is not None:
                 remaining = limit - (time.perf_counter() - start)
@@ -424,33 +279,18 @@ class RayCluster:
             done, _ = ray.wait(list(refs), num_returns=1, timeout=remaining)
             if not done:
                 break  # deadline
-            w, rnd = refs[done[0]]
-            handle(w, done[0], rnd)
+            handle(refs[done[0]][0], done[0], refs[done[0]][1])
 
-        # Could this round's stop rule have been met at all (live workers still computing)?
-        decodable = ready or self.scheme.ready(
-            arrived + [w for w in self.busy if w not in self.dead]
-        )
-        elapsed = time.perf_counter() - start
-        duration = elapsed / self._scale
+        # Could the stop rule have been met (live workers still computing)?
+        decodable = ready or self.scheme.ready(arrived + list(self.busy))
+        duration = (time.perf_counter() - start) / self.scale
         for w in self.busy:
-            if w not in self.dead:
-                times[w] = np.nextafter(duration, np.inf)
+            times[w] = np.nextafter(duration, np.inf)
         if not self.stateful and self.busy:  # late work is useless: stop it
             for ref, _ in self.busy.values():
                 ray.cancel(ref)
             self.busy.clear()
         return RoundOutcome(on_time, late, duration, times, ready, dropped, bool(decodable))
-
-    @property
-    def _scale(self) -> float:
-        return self.time_scale if self.time_scale > 0 else 1.0
-
-    # ------------------------------------------------------------------ faults
-
-    def kill(self, worker: int) -> None:
-        """Kill a worker's actor (its process); the cluster notices on its next result."""
-        self.ray.kill(self.actors[worker], no_restart=True)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -468,10 +308,16 @@ class RayCluster:
             except RayActorError:
                 self.dead.add(w)
                 states.append(None)
-        return {"worker_states": states, "dead": sorted(self.dead)}
+        history = {r: self.ray.get(ref) for r, ref in self.history.items()}
+        return {
+            "worker_states": states,
+            "dead": sorted(self.dead),
+            "plan": self.plan,
+            "history": history,
+        }
 
     def restore(self, state: dict) -> None:
-        """Push worker states into the actors (fresh workers for dead ones)."""
+        """Push worker states into the actors (initial state for workers that were dead)."""
         from ray.exceptions import RayActorError
 
         for w, st in enumerate(state["worker_states"]):
@@ -482,42 +328,39 @@ class RayCluster:
                 self.ray.get(self.actors[w].set_state.remote(st))
             except RayActorError:
                 self.dead.add(w)
+        self.plan = state.get("plan", self.plan)
+        self.history = {r: self.ray.put(v) for r, v in state.get("history", {}).items()}
         self.busy.clear()
 
     # ------------------------------------------------------------------ streaming
 
     def stream_chunks(self, worker: int, t: int, weights, parts, delays=None):
-        """A Ray streaming generator yielding ``(worker, partition, gradient)`` per chunk.
+        """A Ray streaming generator yielding ``(worker, partition, gradient)`` per partition.
 
-        ``delays[i]`` (schedule units, scaled by ``time_scale``) is when chunk
+        ``delays[i]`` (schedule units, scaled by ``time_scale``) is when partition
         ``i`` may be reported, counted from the start of the call.
         """
         wref = weights if isinstance(weights, self.ray.ObjectRef) else self.ray.put(weights)
+        real = None if delays is None else tuple(float(x) * self.time_scale for x in delays)
         return (
             self.actors[worker]
-            .chunks.options(num_returns="streaming")
-            .remote(t, wref, tuple(parts), None if delays is None else tuple(delays))
+            .partitions.options(num_returns="streaming")
+            .remote(t, wref, tuple(parts), real)
         )
+
+    def nodes(self) -> list[str]:
+        """The Ray node id each worker's actor runs on."""
+        return self.ray.get([a.node.remote() for a in self.actors])
 
     # ------------------------------------------------------------------ shutdown
 
     def close(self) -> None:
-        for a in getattr(self, "actors", []):
+        for a in self.actors:
             try:
                 self.ray.kill(a, no_restart=True)
             except Exception:
                 pass
-        self.actors = []
-        self.busy = {}
+        self.actors, self.busy, self.starting = [], {}, {}
         if self._owns_ray:
             self.ray.shutdown()
             self._owns_ray = False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _finite(m) -> bool:
-    return bool(np.isfinite(np.asarray(m.vector)).all())

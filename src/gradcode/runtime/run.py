@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,12 +46,6 @@ def build_scheme(cfg: RunConfig):
         rng=np.random.default_rng(cfg.seed),
         **dict(cfg.scheme_options),
     )
-    local_only = getattr(scheme, "sequential", False) or getattr(scheme, "chunked", False)
-    if cfg.backend == "ray" and local_only:
-        raise ValueError(
-            f"{cfg.scheme} runs on the local backend only (its multi-job or streamed-chunk "
-            "rounds are not wired into the Ray backend yet)"
-        )
     return scheme
 
 
@@ -77,16 +72,25 @@ def build_cluster(cfg: RunConfig, scheme, task):
     schedule = Schedule(cfg.delay.build(), cfg.seed, cfg.rounds, cfg.workers)
     if cfg.backend == "local":
         return LocalCluster(scheme, task, schedule, deadline=cfg.deadline)
-    from .ray_cluster import RayCluster
+    from . import ray_cluster
 
-    if cfg.batch_size is not None and not getattr(RayCluster, "minibatch_rounds", False):
+    if cfg.batch_size is not None and not getattr(
+        ray_cluster.RayCluster, "minibatch_rounds", False
+    ):
         # Its actors must pass the round to Task.partition_gradients(weights, t, parts),
         # or every round would reuse round 0's minibatches.
         raise ValueError(
             "--batch-size is not supported by this Ray backend yet (its workers do not "
             "pass the round to the minibatch sampler); use --backend local"
         )
-    return RayCluster(scheme, cfg, schedule, deadline=cfg.deadline)
+    return ray_cluster.RayCluster(
+        scheme,
+        task,
+        schedule,
+        deadline=cfg.deadline,
+        time_scale=cfg.time_scale,
+        address=cfg.address,
+    )
 
 
 def loop_config(cfg: RunConfig) -> LoopConfig:
@@ -163,11 +167,37 @@ def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> T
         "exact_fraction": float(np.mean([h["exact"] for h in result.history])),
         "mean_staleness": float(np.mean([h["staleness_mean"] for h in result.history])),
         "fallback_rounds": int(sum(bool(h["notes"]) for h in result.history)),
+        **skipped_steps(result.history),
     }
+    if "warning" in summary:
+        warnings.warn(
+            f"gradcode: {summary['warning']} (see {out_dir / 'summary.json'})", stacklevel=2
+        )
     atomic_write_text(out_dir / "summary.json", dumps_strict(strict(summary), indent=2))
     if result.state_dict is not None:
         atomic_torch_save(result.state_dict, out_dir / "model.pt")
     return result
+
+
+#: A run whose optimizer skipped this many consecutive rounds is flagged (warning + summary).
+SKIP_WARN_ROUNDS = 10
+
+
+def skipped_steps(history: list[dict]) -> dict:
+    """``skipped_steps`` (rounds with no usable gradient), their longest streak, and a
+    ``warning`` when that streak reaches :data:`SKIP_WARN_ROUNDS` (or every round skipped)."""
+    skipped = [any("no usable gradient" in n for n in h["notes"]) for h in history]
+    streak = longest = 0
+    for s in skipped:
+        streak = streak + 1 if s else 0
+        longest = max(longest, streak)
+    out = {"skipped_steps": int(sum(skipped)), "longest_skipped_streak": longest}
+    if history and (longest >= SKIP_WARN_ROUNDS or all(skipped)):
+        out["warning"] = (
+            f"no gradient was applied in {sum(skipped)} of {len(history)} rounds "
+            f"({longest} in a row): too many workers unavailable?"
+        )
+    return out
 
 
 def _checkpoint_round(path: Path) -> int:

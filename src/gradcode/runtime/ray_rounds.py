@@ -1,0 +1,225 @@
+"""Chunked and sequential rounds of the Ray backend (same semantics as the local one).
+
+**Chunked schemes** (``scheme.chunked``: ``partial``, and any scheme speaking
+the same protocol -- ``placement``, ``chunk_message``, ``ready`` over
+``(chunk, worker)`` pairs).  Every live worker gets one *streaming* call
+(a Ray streaming generator, ``num_returns="streaming"``) that yields one
+message per finished chunk of its plan; chunk ``i`` is reported at the
+cumulative sum of the worker's seeded per-chunk times
+(``schedule.chunk_times(t, width)``, as the local backend) times
+``time_scale``.  The master consumes all streams in arrival order and stops as
+soon as every chunk has ``l`` finishers (``scheme.ready``), at the deadline,
+or when every stream has ended (dead or crashed workers: best-effort decode,
+logged by the loop); the other streams are then cancelled.
+
+**Sequential schemes** (``scheme.sequential``: ``sr_sgc``).  The master keeps
+the plan (who owes which job) and the weights of recent rounds in the object
+store.  In round ``t`` worker ``w`` computes job ``scheme.jobs(plan, t)[w]``
+(``t``, or ``t - B`` for an owed recompute) at that job's weights, reporting
+at ``schedule.times(t, load)[w] * time_scale``.  The round ends -- in real
+time, by the rule of :meth:`SRSGC.stop` -- once every owed recompute has
+answered and either job ``t`` is decodable (``n - s'`` fresh results) or
+``patience`` x the time of the ``(n - lambda)``-th arrival has passed (later
+workers are this round's stragglers); a dead or crashed recomputer makes the
+round wait for every live worker and reports ``ready = False``.  Then
+``scheme.advance`` records who answered, and outstanding calls are cancelled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .cluster import RoundOutcome
+
+
+def finite(m) -> bool:
+    """Is a message's payload finite (NumPy or torch)?"""
+    v = m.vector
+    if hasattr(v, "isfinite"):
+        return bool(v.isfinite().all())
+    return bool(np.all(np.isfinite(v)))
+
+
+def _scaled(times: np.ndarray, scale: float) -> np.ndarray:
+    return np.where(np.isfinite(times), times * scale, np.inf)
+
+
+def _next(ray, gen):
+    """The next item of a ready streaming generator: a value, ``StopIteration`` or an error."""
+    from ray.exceptions import RayActorError, RayTaskError, TaskCancelledError
+
+    try:
+        return ray.get(next(gen))
+    except StopIteration:
+        return StopIteration
+    except TaskCancelledError:
+        return StopIteration
+    except (RayActorError, RayTaskError) as exc:
+        return exc
+
+
+def consume_stream(
+    streams: dict[int, object],
+    predicate: Callable[[list], bool],
+    timeout: float | None = None,
+) -> tuple[list, bool]:
+    """Consume Ray streaming generators (one per worker) in arrival order.
+
+    Returns ``(received, satisfied)``: every item received, in arrival order,
+    stopping as soon as ``predicate(received)`` holds, all streams are
+    exhausted or dead, or ``timeout`` seconds pass.  A dead worker's stream
+    just ends.
+    """
+    from .ray_connect import import_ray
+
+    ray = import_ray()
+    t_end = None if timeout is None else time.perf_counter() + timeout
+    received: list = []
+    gens = dict(streams)
+    while gens:
+        if predicate(received):
+            return received, True
+        remaining = None if t_end is None else max(0.0, t_end - time.perf_counter())
+        ready, _ = ray.wait(list(gens.values()), num_returns=1, timeout=remaining)
+        if not ready:
+            break
+        w = next(k for k, v in gens.items() if v is ready[0])
+        item = _next(ray, gens[w])
+        if item is StopIteration or isinstance(item, Exception):
+            del gens[w]
+            continue
+        received.append(item)
+    return received, predicate(received)
+
+
+def run_chunked(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
+    from ray.exceptions import RayActorError
+
+    ray, sch = cluster.ray, cluster.scheme
+    width = max(len(p) for p in sch.placement)
+    finish = _scaled(np.cumsum(cluster.schedule.chunk_times(t, width), axis=1), cluster.time_scale)
+    start = time.perf_counter()
+    wref = ray.put(weights)
+    gens = {
+        w: cluster.actors[w]
+        .chunks.options(num_returns="streaming")
+        .remote(t, wref, tuple(float(x) for x in finish[w]))
+        for w in cluster.live()
+    }
+    msgs, pairs = [], []
+    got = np.zeros(cluster.n, dtype=int)
+    times = np.full(cluster.n, np.inf)
+    limit, ready = cluster.limit(), False
+    while gens:
+        if sch.ready(pairs):
+            ready = True
+            break
+        remaining = None
+        if limit is not None:
+            remaining = limit - (time.perf_counter() - start)
+            if remaining <= 0:
+                break
+        done, _ = ray.wait(list(gens.values()), num_returns=1, timeout=remaining)
+        if not done:
+            break
+        w = next(k for k, v in gens.items() if v is done[0])
+        item = _next(ray, gens[w])
+        if item is StopIteration:
+            del gens[w]
+            continue
+        if isinstance(item, RayActorError):
+            del gens[w]
+            cluster.mark_dead(w, notes)
+            continue
+        if isinstance(item, Exception):
+            raise item
+        msgs.append(item)
+        got[w] += 1
+        if got[w] == len(sch.placement[w]):
+            times[w] = (time.perf_counter() - start) / cluster.scale
+        if finite(item):
+            pairs.append((item.partitions[0], w))
+    ready = ready or sch.ready(pairs)
+    duration = (time.perf_counter() - start) / cluster.scale
+    possible = ready or _chunks_possible(sch, pairs, gens, got)
+    for w, gen in gens.items():
+        times[w] = np.nextafter(duration, np.inf)
+        try:
+            ray.cancel(gen)
+        except Exception:  # already finished
+            pass
+    return RoundOutcome(msgs, [], duration, times, ready, notes, bool(possible))
+
+
+def _chunks_possible(sch, pairs, gens, got) -> bool:
+    """Could the streams still running have completed every chunk?"""
+    extra = [(chunk, w) for w in gens for chunk in sch.placement[w][int(got[w]) :]]
+    return bool(sch.ready(list(pairs) + extra))
+
+
+def run_sequential(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
+    ray, sch = cluster.ray, cluster.scheme
+    for ref, _ in cluster.busy.values():  # nothing carries over between rounds
+        ray.cancel(ref)
+    cluster.busy.clear()
+    start = time.perf_counter()
+    cluster.history[t] = ray.put(weights)
+    plan = cluster.plan
+    jobs = sch.jobs(plan, t)
+    target = _scaled(cluster.schedule.times(t, sch.load), cluster.time_scale)
+    for w in cluster.live():
+        job = int(jobs[w])
+        ref = cluster.actors[w].job.remote(t, job, cluster.history[job], float(target[w]))
+        cluster.busy[w] = (ref, t)
+    owed = set(sch.busy(plan, t))
+    need, quorum_k = sch.n - sch.s_code, sch.n - sch.s
+    msgs, answered, arrivals = [], set(), []  # arrivals: elapsed seconds of finite times
+    crashed: set[int] = set()
+    fresh = 0
+    while cluster.busy:
+        if owed & (cluster.dead | crashed):
+            owed_done = False  # a recompute will never come: wait for every live worker
+        else:
+            owed_done = not (owed & set(cluster.busy))
+        if owed_done and fresh >= need:
+            break
+        now = time.perf_counter() - start
+        patience_end = None
+        if len(arrivals) >= quorum_k:
+            patience_end = sch.patience * sorted(arrivals)[quorum_k - 1]
+            if owed_done and now >= patience_end:
+                break
+        remaining = None
+        if owed_done and patience_end is not None:
+            remaining = max(0.0, patience_end - now)
+        refs = {ref: w for w, (ref, _) in cluster.busy.items()}
+        done, _ = ray.wait(list(refs), num_returns=1, timeout=remaining)
+        if not done:
+            continue  # the patience window closed: re-check the rule
+        w = refs[done[0]]
+        del cluster.busy[w]
+        rep = cluster.get(w, done[0], notes)
+        if rep == "dead" or rep is None or rep.message is None:
+            crashed.add(w)
+            continue
+        arrivals.append(time.perf_counter() - start)
+        msgs.append(rep.message)
+        if finite(rep.message):
+            answered.add(w)
+            fresh += int(jobs[w]) == t
+    ready = all(w in answered for w in owed)
+    duration = (time.perf_counter() - start) / cluster.scale
+    times = np.full(cluster.n, np.inf)
+    for m, a in zip(msgs, arrivals, strict=True):
+        times[m.worker] = a / cluster.scale
+    for ref, _ in cluster.busy.values():
+        ray.cancel(ref)
+    for w in cluster.busy:
+        times[w] = np.nextafter(duration, np.inf)
+    cluster.busy.clear()
+    cluster.plan = sch.advance(plan, t, sch.by_job(plan, t, sorted(answered)))
+    cluster.history = {r: v for r, v in cluster.history.items() if r > t - sch.delay - 1}
+    return RoundOutcome(msgs, [], duration, times, ready, notes, ready)

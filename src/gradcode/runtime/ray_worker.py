@@ -1,0 +1,203 @@
+"""The worker side of the Ray backend: what each actor holds and computes.
+
+Each worker is one :class:`WorkerActor`.  It receives, through the object
+store, its *payload*: either a :class:`WorkerTask` (the master's task cut down
+to the partitions the worker's placement stores, no test set) or any object
+with ``partition_gradient(j, weights)`` that every actor shares read-only (one
+``ray.put``, mapped zero-copy by every actor on a node).  The scheme's worker
+state (e.g. PGC's stored gradients) lives on the actor and never travels.
+
+All uses of the task are in :func:`gradients`, so a change of the task's API
+(minibatches keyed by (partition, round), tensors) is one small edit there.
+
+Delays: a call carries the real number of seconds after its start at which
+the result may be reported (``target``); compute time already spent counts
+towards it, so a worker never finishes *before* its compute is done.
+``inf`` means crashed for that call: nothing is computed or sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+
+def placement_of(scheme, worker: int) -> tuple[int, ...] | None:
+    """The partitions ``worker`` stores (``None``: unknown, keep all data)."""
+    pl = getattr(scheme, "placement", None)
+    if pl is None:
+        pl = getattr(getattr(scheme, "code", None), "placement", None)
+    return None if pl is None else tuple(int(p) for p in pl[worker])
+
+
+def gradients(task, parts: Iterable[int], weights, t: int) -> dict:
+    """Partition gradients of ``parts`` at ``weights`` for round ``t`` (the one task call).
+
+    ``t`` is the round whose data the gradient uses (the job's round for
+    sequential schemes); today's tasks are full-batch and ignore it.
+    """
+    return {int(p): task.partition_gradient(int(p), weights) for p in parts}
+
+
+class _DataStub:
+    """What a worker's task keeps of the dataset: its name and the training-set size."""
+
+    def __init__(self, name: str, n_train: int) -> None:
+        self.name, self.n_train = name, int(n_train)
+
+
+def can_split(task) -> bool:
+    """Does ``task`` expose the row layout :func:`worker_task` cuts (else it is shared whole)?"""
+    return all(hasattr(task, a) for a in ("_X", "_y", "_idx", "num_partitions", "dataset"))
+
+
+def worker_task(task, parts: Iterable[int]):
+    """A copy of ``task`` holding only the training rows of ``parts`` (no test set).
+
+    Its partition gradients equal ``task``'s for the kept partitions (the
+    ``1/N`` normalisation keeps the full training-set size); any other
+    partition raises ``ValueError``.  This is what each actor receives.
+    """
+    import torch
+
+    wt = object.__new__(WorkerTask)
+    wt.__dict__.update(task.__dict__)
+    parts = sorted({int(p) for p in parts})
+    keep = [task._idx[j] for j in parts]
+    rows = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long)
+    wt._X, wt._y = task._X[rows].clone(), task._y[rows].clone()
+    new_idx, start = [], 0
+    for j in range(task.num_partitions):
+        if j in parts:
+            size = len(task._idx[j])
+            new_idx.append(torch.arange(start, start + size))
+            start += size
+        else:
+            new_idx.append(torch.zeros(0, dtype=torch.long))
+    wt._idx = new_idx
+    for attr in ("_Xt", "_yt"):
+        if hasattr(wt, attr):
+            setattr(wt, attr, None)
+    wt.dataset = _DataStub(task.dataset.name, task.dataset.n_train)
+    wt.kept = frozenset(parts)
+    return wt
+
+
+def _task_base():
+    from ..task import Task
+
+    return Task
+
+
+class WorkerTask(_task_base()):
+    """A :class:`~gradcode.task.Task` restricted to some partitions (see :func:`worker_task`)."""
+
+    kept: frozenset = frozenset()
+
+    def partition_gradient(self, j: int, weights, *args, **kwargs):
+        if j not in self.kept:
+            raise ValueError(f"this worker does not store partition {j}")
+        return super().partition_gradient(j, weights, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What an actor returns for one call."""
+
+    worker: int
+    round: int  # the round of the call (the job's round is message.round)
+    message: object | None  # None: crashed for that call
+    compute_seconds: float
+
+
+def poison(msg):
+    """The same message with a NaN payload (fault injection; numpy or torch)."""
+    return replace(msg, vector=msg.vector * float("nan"))
+
+
+class WorkerActor:
+    """One worker: its payload (task), the scheme's worker state, its delays."""
+
+    def __init__(self, w: int, scheme, task, schedule, nan: bool, threads: int = 1) -> None:
+        import torch  # noqa: F401  (import cost paid here, once, not in the first round)
+
+        torch.set_num_threads(threads)
+        self.w, self.scheme, self.schedule, self.nan = w, scheme, schedule, nan
+        self.task = task
+        self.state = scheme.init_worker(w)
+
+    def ping(self) -> int:
+        return self.w
+
+    def node(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def get_state(self):
+        return self.state
+
+    def set_state(self, state) -> None:
+        self.state = state
+
+    async def _sleep_until(self, start: float, target: float) -> None:
+        wait = target - (time.perf_counter() - start)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def round(self, t: int, weights, time_scale: float) -> Reply:
+        """Plain and stateful schemes: plan, gradients, message; delay from the schedule."""
+        import numpy as np
+
+        start = time.perf_counter()
+        plan = self.scheme.compute_plan(self.state, self.w, t)
+        target = float(self.schedule.times(t, np.full(self.scheme.n, len(plan)))[self.w])
+        if not math.isfinite(target):
+            return Reply(self.w, t, None, 0.0)
+        grads = gradients(self.task, plan, weights, t)
+        self.state, msg = self.scheme.worker_message(self.state, self.w, t, grads)
+        msg = poison(msg) if self.nan else msg
+        spent = time.perf_counter() - start
+        await self._sleep_until(start, target * time_scale)
+        return Reply(self.w, t, msg, spent)
+
+    async def job(self, t: int, job: int, weights, target: float) -> Reply:
+        """Sequential schemes: this round's task is job ``job`` at that job's weights."""
+        start = time.perf_counter()
+        if not math.isfinite(target):
+            return Reply(self.w, t, None, 0.0)
+        parts = self.scheme.compute_plan(None, self.w, t)
+        grads = gradients(self.task, parts, weights, job)
+        _, msg = self.scheme.worker_message(None, self.w, job, grads)
+        msg = poison(msg) if self.nan else msg
+        spent = time.perf_counter() - start
+        await self._sleep_until(start, target)
+        return Reply(self.w, t, msg, spent)
+
+    async def chunks(self, t: int, weights, finish):
+        """Chunked schemes, a streaming generator: one message per finished chunk.
+
+        ``finish[i]`` (real seconds from the call's start) is when chunk ``i``
+        of the worker's plan may be reported; ``inf``: the worker stops there.
+        """
+        start = time.perf_counter()
+        plan = self.scheme.compute_plan(None, self.w, t)
+        for i, chunk in enumerate(plan):
+            if i >= len(finish) or not math.isfinite(finish[i]):
+                return
+            g = gradients(self.task, (chunk,), weights, t)[int(chunk)]
+            msg = self.scheme.chunk_message(self.w, t, int(chunk), g)
+            await self._sleep_until(start, float(finish[i]))
+            yield poison(msg) if self.nan else msg
+
+    async def partitions(self, t: int, weights, parts, delays=None):
+        """Streaming generator: ``(worker, partition, gradient)`` per partition of ``parts``."""
+        start = time.perf_counter()
+        for i, p in enumerate(parts):
+            g = gradients(self.task, (p,), weights, t)[int(p)]
+            if delays is not None:
+                await self._sleep_until(start, float(delays[i]))
+            yield (self.w, int(p), g)
