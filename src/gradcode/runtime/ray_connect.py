@@ -11,10 +11,17 @@
 * If Ray is already initialised in this process (a test, a notebook), it is
   used as is and left running.
 
-Authentication: a cluster started with token authentication (``ray start``
-with ``RAY_AUTH_MODE=token``) needs the same token on every client; gradcode
-passes on whatever the environment provides (``RAY_AUTH_TOKEN`` or the token
-file) and, when the cluster still refuses, says which variable to set.
+Authentication (Ray >= 2.5x token auth).  Since Ray 2.60 a ``ray start --head``
+cluster enables token authentication as soon as a token exists on the machine
+(``~/.ray/auth_token``, which any local ``ray.init()`` creates), and
+``ray.init(address=...)`` with an explicit address does not send it, so the
+connection fails with "Authentication token is missing".  gradcode therefore
+turns on token mode for an explicit ``address`` whenever a token is available
+(``RAY_AUTH_TOKEN``, the file named by ``RAY_AUTH_TOKEN_PATH``, or
+``~/.ray/auth_token``), exactly what Ray itself does for ``"auto"``.  On another
+machine, copy the head's token first (``ray get-auth-token`` on the head, then
+``export RAY_AUTH_TOKEN=...``); when no token is found the error names that
+variable.  ``RAY_AUTH_MODE`` set explicitly is always respected.
 """
 
 from __future__ import annotations
@@ -69,16 +76,31 @@ def connect(address: str | None) -> bool:
     kw = dict(include_dashboard=False, log_to_driver=False)
     try:
         if address:
+            if address != "auto":
+                _token_auth_if_available()
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(address="local", _node_ip_address="127.0.0.1", **kw)
     except Exception as exc:  # ConnectionError, ValueError, RuntimeError, ...
         where = f"at {address}" if address else "locally"
         msg = first_line(exc)
-        if "auth" in msg.lower() or "token" in msg.lower():
+        if address and (
+            "auth" in msg.lower() or "token" in msg.lower() or "connect" in msg.lower()
+        ):
             msg += _AUTH_HINT
         raise ValueError(f"cannot start/join a Ray cluster {where}: {msg}") from None
     return True
+
+
+def _token_auth_if_available() -> None:
+    """Send the local auth token to an explicitly addressed cluster (as Ray does for auto)."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def first_line(exc: BaseException) -> str:
