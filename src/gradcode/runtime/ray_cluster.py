@@ -47,6 +47,10 @@ task, schedule -- and imports nothing from the composition root
   order is real time, so a resumed Ray run is close to, not bit-identical
   with, an uninterrupted one.
 
+Reuse: ``actors=`` (from :meth:`detach` of an earlier cluster with the same
+``n``) reloads running actors with a new run's scheme, task and schedule,
+skipping their start-up (a few seconds each, mostly ``import torch``).
+
 Test hooks: ``nan_workers`` send NaN messages; ``on_round(cluster, t)`` runs
 at the start of every round (e.g. to kill actors); ``actor_options`` (one
 dict, or one per worker) pins actors, e.g. to nodes through custom resources.
@@ -90,6 +94,7 @@ class RayCluster:
         nan_workers: Iterable[int] = (),
         on_round: Callable[[RayCluster, int], None] | None = None,
         actor_options: dict | Sequence[dict] | None = None,
+        actors: Sequence | None = None,
     ) -> None:
         time_scale = DEFAULT_TIME_SCALE if time_scale is None else float(time_scale)
         if time_scale < 0:
@@ -114,14 +119,14 @@ class RayCluster:
         self.history: dict[int, object] = {}  # sequential: round -> ObjectRef of its weights
         self._owns_ray = connect(address)
         try:
-            self._start(task, actor_options)
+            self._start(task, actor_options, actors)
         except Exception:
             self.close()
             raise
 
     # ------------------------------------------------------------------ start-up
 
-    def _start(self, task, actor_options) -> None:
+    def _start(self, task, actor_options, actors) -> None:
         ray = self.ray
         base = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_concurrency": 4}
         if isinstance(actor_options, dict) or actor_options is None:
@@ -139,9 +144,21 @@ class RayCluster:
                 self.payloads.append(ray.put(task if parts is None else worker_task(task, parts)))
         else:  # one shared read-only copy for every actor
             self.payloads = [ray.put(task)] * self.n
-        self.actors = [self._new_actor(w, self._opts[w]) for w in range(self.n)]
-        try:  # wait until every actor is constructed (a bad config fails here, clearly)
-            ray.get([a.ping.remote() for a in self.actors])
+        if actors is not None:  # reuse running actors (no start-up cost): reload them
+            if len(actors) != self.n:
+                raise ValueError(f"got {len(actors)} actors for {self.n} workers")
+            self.actors = list(actors)
+            pings = [
+                a.configure.remote(
+                    w, self._scheme_ref, self.payloads[w], self._schedule_ref, w in self.nan
+                )
+                for w, a in enumerate(self.actors)
+            ]
+        else:  # all created at once: their start-ups run concurrently
+            self.actors = [self._new_actor(w, self._opts[w]) for w in range(self.n)]
+            pings = [a.ping.remote() for a in self.actors]
+        try:  # wait until every actor is ready (a bad config fails here, clearly)
+            ray.get(pings)
         except Exception as exc:
             raise ValueError(f"Ray workers failed to start: {first_line(exc)}") from None
 
@@ -353,6 +370,14 @@ class RayCluster:
         return self.ray.get([a.node.remote() for a in self.actors])
 
     # ------------------------------------------------------------------ shutdown
+
+    def detach(self) -> list:
+        """Close the run but keep its actors alive; pass them as ``actors=`` to a new cluster."""
+        for ref, _ in self.busy.values():
+            self.ray.cancel(ref)
+        actors, self.actors = [a for w, a in enumerate(self.actors) if w not in self.dead], []
+        self.close()
+        return actors
 
     def close(self) -> None:
         for a in self.actors:

@@ -44,7 +44,8 @@ def finite(m) -> bool:
 
 
 def _scaled(times: np.ndarray, scale: float) -> np.ndarray:
-    return np.where(np.isfinite(times), times * scale, np.inf)
+    fin = np.isfinite(times)
+    return np.where(fin, np.where(fin, times, 0.0) * scale, np.inf)
 
 
 def _next(ray, gen):

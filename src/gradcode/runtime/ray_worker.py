@@ -19,7 +19,9 @@ towards it, so a worker never finishes *before* its compute is done.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -63,7 +65,7 @@ def worker_task(task, parts: Iterable[int]):
     """
     import torch
 
-    wt = object.__new__(WorkerTask)
+    wt = object.__new__(_worker_task_class())
     wt.__dict__.update(task.__dict__)
     parts = sorted({int(p) for p in parts})
     keep = [task._idx[j] for j in parts]
@@ -86,21 +88,29 @@ def worker_task(task, parts: Iterable[int]):
     return wt
 
 
-def _task_base():
+@functools.cache
+def _worker_task_class():
+    """:class:`WorkerTask`, built on first use so importing this module needs no torch."""
     from ..task import Task
 
-    return Task
+    class WorkerTask(Task):
+        """A :class:`~gradcode.task.Task` restricted to some partitions (:func:`worker_task`)."""
+
+        kept: frozenset = frozenset()
+
+        def partition_gradient(self, j: int, weights, *args, **kwargs):
+            if j not in self.kept:
+                raise ValueError(f"this worker does not store partition {j}")
+            return super().partition_gradient(j, weights, *args, **kwargs)
+
+    WorkerTask.__module__, WorkerTask.__qualname__ = __name__, "WorkerTask"
+    return WorkerTask
 
 
-class WorkerTask(_task_base()):
-    """A :class:`~gradcode.task.Task` restricted to some partitions (see :func:`worker_task`)."""
-
-    kept: frozenset = frozenset()
-
-    def partition_gradient(self, j: int, weights, *args, **kwargs):
-        if j not in self.kept:
-            raise ValueError(f"this worker does not store partition {j}")
-        return super().partition_gradient(j, weights, *args, **kwargs)
+def __getattr__(name: str):
+    if name == "WorkerTask":  # lazy (PEP 562), also for unpickling on the actors
+        return _worker_task_class()
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -122,12 +132,16 @@ class WorkerActor:
     """One worker: its payload (task), the scheme's worker state, its delays."""
 
     def __init__(self, w: int, scheme, task, schedule, nan: bool, threads: int = 1) -> None:
-        import torch  # noqa: F401  (import cost paid here, once, not in the first round)
+        self.configure(w, scheme, task, schedule, nan, threads)
 
-        torch.set_num_threads(threads)
+    def configure(self, w: int, scheme, task, schedule, nan: bool, threads: int = 1) -> int:
+        """(Re)load everything a run needs; an existing actor can serve a new run."""
+        if "torch" in sys.modules:  # the payload is a torch task (unpickling imported torch)
+            sys.modules["torch"].set_num_threads(threads)
         self.w, self.scheme, self.schedule, self.nan = w, scheme, schedule, nan
         self.task = task
         self.state = scheme.init_worker(w)
+        return w
 
     def ping(self) -> int:
         return self.w
