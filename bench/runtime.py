@@ -1,21 +1,31 @@
-"""Per-round overhead of the Ray backend vs a bare ``ray.wait`` loop.
+"""Ray backend: per-round overhead vs a bare ``ray.wait`` loop, actor start-up, memory.
 
-Both sides do the same transfers each round: ``ray.put`` of ``d`` float64
-weights, one remote call per worker (``n`` actors) returning a ``d``-vector,
-and ``ray.wait`` until every result is in (then ``ray.get``).  The backend
-side is :meth:`RayCluster.run_round` with ``dgd`` (waits for all ``n``
-workers), a fake oracle returning a constant vector (trivial compute) and
-zero injected delay (``time_scale=0``).  The two alternate, round blocks of
-``--rounds``, and the medians over ``--repeats`` blocks are compared.
+1. **Overhead.** Both sides do the same transfers each round: ``ray.put`` of
+   ``d`` float32 weights, one call per worker (``n`` actors) returning a
+   ``d``-vector, ``ray.wait`` until every result is in, ``ray.get``.  The
+   backend side is :meth:`RayCluster.run_round` with ``dgd`` (waits for all
+   ``n``), a constant-vector oracle (no compute) and no injected delay
+   (``time_scale=0``).  The two alternate in blocks of ``--rounds``; medians
+   over ``--repeats`` blocks are compared (goal: ratio <= 1.5).
+2. **Start-up.** Wall time from creating ``n`` actors (concurrently) to all of
+   them answering, for the no-torch oracle and for a real torch task
+   (``breast_cancer`` logreg, each actor gets only its partitions), and the
+   proportional memory (PSS, so the shared object store is not counted ``n``
+   times) of the worker processes.
+3. **Peak memory** of all processes (driver + Ray daemons + actors), PSS,
+   sampled every 50 ms during the run.
 
-Run:  PYTHONPATH=src .venv/bin/python bench/runtime.py [--n 8 --d 1000000]
+Run:  OMP_NUM_THREADS=1 .venv/bin/python bench/runtime.py [--n 8 24 --d 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import ray
@@ -24,31 +34,27 @@ from gradcode.codes import make_scheme
 from gradcode.runtime.cluster import Schedule
 from gradcode.runtime.config import RunConfig
 from gradcode.runtime.ray_cluster import RayCluster
+from gradcode.runtime.run import build_scheme, build_task
 from gradcode.stragglers import ShiftedExponential
 
 
 class ConstOracle:
-    """Trivial compute: every partition gradient is the same constant vector."""
+    """No compute: every partition gradient is the same constant float32 vector."""
 
     def __init__(self, d: int, k: int) -> None:
-        self.g = np.full(d, 1e-3)
-        self.num_partitions = k
+        self.d, self.num_partitions = d, k
+        self.g = None
 
     def partition_gradient(self, j, weights):
+        if self.g is None:
+            self.g = np.full(self.d, 1e-3, dtype=np.float32)
         return self.g
-
-
-def make_oracle(d: int, k: int):
-    def factory(cfg):
-        return ConstOracle(d, k)
-
-    return factory
 
 
 @ray.remote(num_cpus=0)
 class Bare:
     def __init__(self, d: int) -> None:
-        self.g = np.full(d, 1e-3)
+        self.g = np.full(d, 1e-3, dtype=np.float32)
 
     def f(self, weights):
         return self.g
@@ -62,47 +68,155 @@ def bare_round(actors, w) -> None:
         ray.get(done[0])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--d", type=int, default=1_000_000)
-    ap.add_argument("--rounds", type=int, default=10, help="rounds per timed block")
-    ap.add_argument("--repeats", type=int, default=7)
-    args = ap.parse_args()
-    n, d = args.n, args.d
-    ray.init(include_dashboard=False, log_to_driver=False)
-    total = (args.repeats + 1) * args.rounds
+# ---------------------------------------------------------------- memory
+
+
+def _children() -> dict[int, int]:
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                out[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and all its descendants (a private Ray instance lives under the driver)."""
+    parent = _children()
+    kids: dict[int, list[int]] = {}
+    for p, pp in parent.items():
+        kids.setdefault(pp, []).append(p)
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def worker_pids() -> list[int]:
+    out = []
+    for p in tree(os.getpid()):
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"WorkerActor" in cmd or b"default_worker" in cmd or b"Bare" in cmd:
+            out.append(p)
+    return out
+
+
+class PeakMemory:
+    """Sample the PSS of the driver's process tree every ``every`` seconds."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every, self.peak, self._stop = every, 0.0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(pss_mb(p) for p in tree(os.getpid())))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakMemory:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def startup(n: int, torch_task: bool) -> tuple[float, float]:
+    """(seconds until n fresh actors answer, mean PSS MB per worker process)."""
+    cfg = RunConfig(scheme="frc", workers=n, stragglers=1, rounds=2, backend="ray")
+    scheme = build_scheme(cfg)
+    task = build_task(cfg, scheme.k) if torch_task else ConstOracle(10, scheme.k)
+    schedule = Schedule(ShiftedExponential(), 0, 2, n)
+    t0 = time.perf_counter()
+    cl = RayCluster(scheme, task, schedule, time_scale=0.0)
+    secs = time.perf_counter() - t0
+    cl.run_round(0, task.initial_weights() if torch_task else np.zeros(10, np.float32))
+    pids = worker_pids()
+    per = statistics.mean(pss_mb(p) for p in pids) if pids else float("nan")
+    cl.close()
+    time.sleep(1.0)  # let the killed actors' processes exit before the next measurement
+    return secs, per
+
+
+def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float]:
+    total = (repeats + 1) * rounds
     scheme = make_scheme("dgd", n, 0)
-    cfg = RunConfig(scheme="dgd", workers=n, stragglers=0, rounds=total, backend="ray")
     schedule = Schedule(ShiftedExponential(), 0, total, n)
-    cluster = RayCluster(
-        scheme, cfg, schedule, time_scale=0.0, task_factory=make_oracle(d, scheme.k)
-    )
+    cluster = RayCluster(scheme, ConstOracle(d, scheme.k), schedule, time_scale=0.0)
     bare = [Bare.remote(d) for _ in range(n)]
     ray.get([a.f.remote(None) for a in bare])
-    w = np.zeros(d)
+    w = np.zeros(d, dtype=np.float32)
     t_bare, t_gc, t = [], [], 0
-    for rep in range(args.repeats + 1):  # the first block is a warm-up
+    for rep in range(repeats + 1):  # the first block is a warm-up
         t0 = time.perf_counter()
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             bare_round(bare, w)
-        tb = (time.perf_counter() - t0) / args.rounds
+        tb = (time.perf_counter() - t0) / rounds
         t0 = time.perf_counter()
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             out = cluster.run_round(t, w)
             assert out.ready and len(out.on_time) == n
             t += 1
-        tg = (time.perf_counter() - t0) / args.rounds
+        tg = (time.perf_counter() - t0) / rounds
         if rep:
             t_bare.append(tb)
             t_gc.append(tg)
     cluster.close()
+    for a in bare:
+        ray.kill(a)
+    return statistics.median(t_bare), statistics.median(t_gc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[8, 24])
+    ap.add_argument("--d", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=5, help="rounds per timed block")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    ray.init(
+        address="local",
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        num_cpus=2,
+    )
+    print(f"Ray {ray.__version__}, {os.cpu_count()} cores, d={args.d:.0e} float32")
+    print(
+        f"{'n':>3} {'bare ms':>9} {'gradcode ms':>12} {'ratio':>6} "
+        f"{'start s (no torch)':>19} {'start s (torch)':>16} {'MB/actor torch':>15} {'peak MB':>8}"
+    )
+    for n in args.n:
+        with PeakMemory() as mem:
+            mb, mg = overhead(n, args.d, args.rounds, args.repeats)
+            s0, _ = startup(n, torch_task=False)
+            s1, per = startup(n, torch_task=True)
+        print(
+            f"{n:>3} {mb * 1e3:9.1f} {mg * 1e3:12.1f} {mg / mb:6.2f} "
+            f"{s0:19.1f} {s1:16.1f} {per:15.0f} {mem.peak:8.0f}"
+        )
     ray.shutdown()
-    mb, mg = statistics.median(t_bare), statistics.median(t_gc)
-    print(f"n={n} d={d:.0e} float64, {args.repeats} x {args.rounds} rounds, median ms/round")
-    print(f"{'bare ray.wait loop':>22} {mb * 1e3:9.2f}")
-    print(f"{'RayCluster.run_round':>22} {mg * 1e3:9.2f}")
-    print(f"{'ratio':>22} {mg / mb:9.2f}x")
 
 
 if __name__ == "__main__":

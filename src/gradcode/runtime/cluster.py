@@ -53,6 +53,7 @@ class RoundOutcome:
     ready: bool  # the scheme's stop rule was met (False: deadline or fallback)
     dropped: list[str] = field(default_factory=list)
     decodable: bool = True  # could the stop rule ever be met this round (enough live workers)?
+    predicted: float | None = None  # Ray: the virtual clock's duration for the same schedule
 
 
 class Cluster(Protocol):

@@ -207,6 +207,8 @@ def train(
             rec["epoch"] = round(epoch(t), 6)
         rec["lr"] = float(opt.param_groups[0]["lr"])  # for the next round's step
         rec.pop("fallbacks")
+        if out.predicted is not None:  # Ray: measured duration next to the simulated one
+            rec["predicted_duration"] = round(out.predicted, 9)
         if (t + 1) % cfg.eval_every == 0 or t == cfg.rounds - 1:
             ev = oracle.evaluate(w)
             rec["train_loss"] = oracle.train_loss(w)

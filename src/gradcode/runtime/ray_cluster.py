@@ -64,7 +64,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from . import ray_rounds
-from .cluster import RoundOutcome, Schedule
+from .cluster import RoundOutcome, Schedule, stop_time
 from .ray_connect import check_address, connect, first_line, import_ray
 from .ray_worker import WorkerActor, can_split, placement_of, worker_task
 
@@ -250,6 +250,7 @@ class RayCluster:
         on_time, late = [], []
         times = np.full(self.n, np.inf)
         arrived: list[int] = []  # senders of finite on-time messages (count for ready)
+        loads = np.full(self.n, float(getattr(self.scheme, "load", 1)))
 
         def handle(w: int, ref, rnd: int) -> None:
             del self.busy[w]
@@ -257,9 +258,10 @@ class RayCluster:
             if rep == "dead":
                 return
             if rnd == t:
+                loads[w] = rep.load if rep is not None and rep.load else loads[w]
                 if rep is not None and rep.message is not None:
                     on_time.append(rep.message)
-                    if ray_rounds.finite(rep.message):
+                    if rep.finite:
                         arrived.append(w)
                     times[w] = (time.perf_counter() - start) / self.scale
                 return
@@ -293,10 +295,15 @@ class RayCluster:
                 if remaining <= 0:
                     break
             refs = {ref: (w, rnd) for w, (ref, rnd) in self.busy.items()}
-            done, _ = ray.wait(list(refs), num_returns=1, timeout=remaining)
+            done, rest = ray.wait(list(refs), num_returns=1, timeout=remaining)
             if not done:
                 break  # deadline
-            handle(refs[done[0]][0], done[0], refs[done[0]][1])
+            if rest:  # take every result already in with one more call, in arrival order
+                done += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+            for ref in done:
+                handle(refs[ref][0], ref, refs[ref][1])
+                if self.scheme.ready(arrived):
+                    break
 
         # Could the stop rule have been met (live workers still computing)?
         decodable = ready or self.scheme.ready(arrived + list(self.busy))
@@ -307,7 +314,20 @@ class RayCluster:
             for ref, _ in self.busy.values():
                 ray.cancel(ref)
             self.busy.clear()
-        return RoundOutcome(on_time, late, duration, times, ready, dropped, bool(decodable))
+        predicted = self.predicted(t, loads)
+        return RoundOutcome(
+            on_time, late, duration, times, ready, dropped, bool(decodable), predicted
+        )
+
+    def predicted(self, t: int, loads) -> float:
+        """The local backend's (virtual clock's) duration of round ``t`` for this schedule."""
+        sched = self.schedule.times(t, loads).copy()
+        sched[sorted(self.dead)] = np.inf
+        pt, _ = stop_time(self.scheme, sched, self.deadline)
+        if not np.isfinite(pt):  # never ready: everything that arrives is taken
+            finite = sched[np.isfinite(sched)]
+            pt = float(finite.max()) if finite.size else 0.0
+        return float(pt)
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -33,14 +33,12 @@ from collections.abc import Callable
 import numpy as np
 
 from .cluster import RoundOutcome
+from .ray_worker import finite as finite_vector
 
 
 def finite(m) -> bool:
     """Is a message's payload finite (NumPy or torch)?"""
-    v = m.vector
-    if hasattr(v, "isfinite"):
-        return bool(v.isfinite().all())
-    return bool(np.all(np.isfinite(v)))
+    return finite_vector(m.vector)
 
 
 def _scaled(times: np.ndarray, scale: float) -> np.ndarray:
@@ -101,7 +99,9 @@ def run_chunked(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
 
     ray, sch = cluster.ray, cluster.scheme
     width = max(len(p) for p in sch.placement)
-    finish = _scaled(np.cumsum(cluster.schedule.chunk_times(t, width), axis=1), cluster.time_scale)
+    chunk_times = cluster.schedule.chunk_times(t, width)
+    predicted = float(sch.chunk_completion_time(chunk_times[None])[0])
+    finish = _scaled(np.cumsum(chunk_times, axis=1), cluster.time_scale)
     start = time.perf_counter()
     wref = ray.put(weights)
     gens = {
@@ -152,7 +152,7 @@ def run_chunked(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
             ray.cancel(gen)
         except Exception:  # already finished
             pass
-    return RoundOutcome(msgs, [], duration, times, ready, notes, bool(possible))
+    return RoundOutcome(msgs, [], duration, times, ready, notes, bool(possible), predicted)
 
 
 def _chunks_possible(sch, pairs, gens, got) -> bool:
@@ -170,7 +170,9 @@ def run_sequential(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
     cluster.history[t] = ray.put(weights)
     plan = cluster.plan
     jobs = sch.jobs(plan, t)
-    target = _scaled(cluster.schedule.times(t, sch.load), cluster.time_scale)
+    sched = cluster.schedule.times(t, sch.load)
+    predicted = float(sch.stop(plan, t, sched)[0])
+    target = _scaled(sched, cluster.time_scale)
     for w in cluster.live():
         job = int(jobs[w])
         ref = cluster.actors[w].job.remote(t, job, cluster.history[job], float(target[w]))
@@ -223,4 +225,4 @@ def run_sequential(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
     cluster.busy.clear()
     cluster.plan = sch.advance(plan, t, sch.by_job(plan, t, sorted(answered)))
     cluster.history = {r: v for r, v in cluster.history.items() if r > t - sch.delay - 1}
-    return RoundOutcome(msgs, [], duration, times, ready, notes, ready)
+    return RoundOutcome(msgs, [], duration, times, ready, notes, ready, predicted)

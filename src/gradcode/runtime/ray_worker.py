@@ -121,6 +121,19 @@ class Reply:
     round: int  # the round of the call (the job's round is message.round)
     message: object | None  # None: crashed for that call
     compute_seconds: float
+    load: int = 0  # partitions computed (what the straggler schedule was read at)
+    finite: bool = True  # the payload has no NaN/Inf (checked here, off the master's path)
+
+
+def finite(v) -> bool:
+    """No NaN/Inf in ``v`` (NumPy or torch).  A finite sum proves it without a temporary
+    array; only a non-finite sum (or an overflow) pays for the element-wise check."""
+    if hasattr(v, "isfinite"):  # torch
+        return bool(v.sum().isfinite()) or bool(v.isfinite().all())
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(v))) or bool(np.isfinite(v).all())
 
 
 def poison(msg):
@@ -170,13 +183,14 @@ class WorkerActor:
         plan = self.scheme.compute_plan(self.state, self.w, t)
         target = float(self.schedule.times(t, np.full(self.scheme.n, len(plan)))[self.w])
         if not math.isfinite(target):
-            return Reply(self.w, t, None, 0.0)
+            return Reply(self.w, t, None, 0.0, len(plan))
         grads = gradients(self.task, plan, weights, t)
         self.state, msg = self.scheme.worker_message(self.state, self.w, t, grads)
         msg = poison(msg) if self.nan else msg
+        ok = finite(msg.vector)
         spent = time.perf_counter() - start
         await self._sleep_until(start, target * time_scale)
-        return Reply(self.w, t, msg, spent)
+        return Reply(self.w, t, msg, spent, len(plan), ok)
 
     async def job(self, t: int, job: int, weights, target: float) -> Reply:
         """Sequential schemes: this round's task is job ``job`` at that job's weights."""
