@@ -14,6 +14,10 @@
    times) of the worker processes.
 3. **Peak memory** of all processes (driver + Ray daemons + actors), PSS,
    sampled every 50 ms during the run.
+4. **Scale** (``--train N``): ``N`` worker actors + the master train
+   ``pgc`` (s = 3) on ``breast_cancer`` logreg for 30 rounds with injected
+   shifted-exponential delays (``time_scale`` 0.01): start-up + training wall
+   time, coverage, and the median of measured / predicted round times.
 
 Run:  OMP_NUM_THREADS=1 .venv/bin/python bench/runtime.py [--n 8 24 --d 1000000]
 """
@@ -188,12 +192,34 @@ def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float]:
     return statistics.median(t_bare), statistics.median(t_gc)
 
 
+def train_scale(n: int, tmp: Path) -> None:
+    from gradcode.runtime.run import run
+
+    cfg = RunConfig(
+        scheme="pgc", workers=n, stragglers=3, rounds=30, eval_every=30, backend="ray",
+        time_scale=0.01,
+    )  # fmt: skip
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        res = run(cfg, tmp / f"train{n}")
+        wall = time.perf_counter() - t0
+    rounds = sum(h["duration"] for h in res.history) * 0.01
+    ratio = statistics.median(h["duration"] / h["predicted_duration"] for h in res.history)
+    covered = sum(h["covered"] for h in res.history)
+    print(
+        f"train n={n} pgc s=3: {wall:.1f} s in all ({rounds:.1f} s in rounds), "
+        f"{covered}/{len(res.history)} rounds covered, median measured/predicted {ratio:.2f}, "
+        f"peak {mem.peak:.0f} MB"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[8, 24])
     ap.add_argument("--d", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=5, help="rounds per timed block")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--train", type=int, default=0, help="also train with this many workers")
     args = ap.parse_args()
     ray.init(
         address="local",
