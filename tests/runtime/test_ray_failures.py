@@ -87,10 +87,14 @@ def test_killed_workers_rejoin_with_fresh_state(ray_session, tmp_path, monkeypat
     partitions (the warm-up); afterwards every round is covered again."""
     kill = _kill_at(2, (1, 2))
 
+    memory = {}
+
     def hook(cluster, t):
         kill(cluster, t)
         if t == 6:  # let the replacements finish starting (import torch, ...)
             ray.wait(list(cluster.starting.values()), num_returns=len(cluster.starting))
+        if t == 12:
+            memory.update(ray.get(cluster.actors[1].get_state.remote()).computed)
 
     _use(monkeypatch, on_round=hook)
     res = run(_cfg(scheme="pgc", workers=4, rounds=16, time_scale=0.005), tmp_path)
@@ -101,6 +105,8 @@ def test_killed_workers_rejoin_with_fresh_state(ray_session, tmp_path, monkeypat
     last = res.history[max(back) + 3 :]
     assert last and all(h["covered"] and len(h["arrived"]) >= 3 for h in last)
     assert any(1 in h["arrived"] for h in last) and any(2 in h["arrived"] for h in last)
+    # The replacement's memory holds only gradients it computed itself, after the kill.
+    assert sorted(memory) == [0, 1] and min(memory.values()) >= 3, memory
 
 
 def test_crash_stop_with_rejoin_runs_on_ray(ray_session, tmp_path):

@@ -107,7 +107,7 @@ def run_chunked(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
     gens = {
         w: cluster.actors[w]
         .chunks.options(num_returns="streaming")
-        .remote(t, wref, tuple(float(x) for x in finish[w]))
+        .remote(t, wref, tuple(sch.placement[w]), tuple(float(x) for x in finish[w]))
         for w in cluster.live()
     }
     msgs, pairs = [], []

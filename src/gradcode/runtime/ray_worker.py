@@ -205,14 +205,14 @@ class WorkerActor:
         await self._sleep_until(start, target)
         return Reply(self.w, t, msg, spent)
 
-    async def chunks(self, t: int, weights, finish):
+    async def chunks(self, t: int, weights, plan, finish):
         """Chunked schemes, a streaming generator: one message per finished chunk.
 
-        ``finish[i]`` (real seconds from the call's start) is when chunk ``i``
-        of the worker's plan may be reported; ``inf``: the worker stops there.
+        ``plan`` is the worker's chunk order (``scheme.placement[w]``, as the local
+        backend uses); ``finish[i]`` (real seconds from the call's start) is when
+        chunk ``plan[i]`` may be reported; ``inf``: the worker stops there.
         """
         start = time.perf_counter()
-        plan = self.scheme.compute_plan(None, self.w, t)
         for i, chunk in enumerate(plan):
             if i >= len(finish) or not math.isfinite(finish[i]):
                 return
