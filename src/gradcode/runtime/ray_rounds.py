@@ -100,6 +100,7 @@ def run_chunked(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
     ray, sch = cluster.ray, cluster.scheme
     width = max(len(p) for p in sch.placement)
     chunk_times = cluster.schedule.chunk_times(t, width)
+    chunk_times = chunk_times * getattr(sch, "chunk_load", 1.0)  # smaller pieces: less time
     predicted = float(sch.chunk_completion_time(chunk_times[None])[0])
     finish = _scaled(np.cumsum(chunk_times, axis=1), cluster.time_scale)
     start = time.perf_counter()
