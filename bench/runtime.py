@@ -192,6 +192,18 @@ def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float]:
     return statistics.median(t_bare), statistics.median(t_gc)
 
 
+def worker_side_ms(d: int, reps: int = 20) -> float:
+    """What an actor does per dgd message beyond the bare actor: encode + finiteness."""
+    from gradcode.runtime.ray_worker import finite
+
+    scheme, g = make_scheme("dgd", 8, 0), np.full(d, 1e-3, dtype=np.float32)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        _, msg = scheme.worker_message(None, 0, 0, {0: g})
+        finite(msg.vector)
+    return (time.perf_counter() - t0) / reps * 1e3
+
+
 def train_scale(n: int, tmp: Path) -> None:
     from gradcode.runtime.run import run
 
@@ -242,6 +254,16 @@ def main() -> None:
             f"{n:>3} {mb * 1e3:9.1f} {mg * 1e3:12.1f} {mg / mb:6.2f} "
             f"{s0:19.1f} {s1:16.1f} {per:15.0f} {mem.peak:8.0f}"
         )
+    enc = worker_side_ms(args.d)
+    print(
+        f"worker-side work per message (dgd encode + finiteness, in-process): {enc:.2f} ms; "
+        f"on {os.cpu_count()} cores n messages serialise to >= n x {enc:.2f} / cores ms per round"
+    )
+    if args.train:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            train_scale(args.train, Path(tmp))
     ray.shutdown()
 
 
