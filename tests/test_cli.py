@@ -190,12 +190,11 @@ def test_codes_show_sequential_and_partial(capsys):
     assert code == 0 and "Qmax 13 (lower bound 13)" in out
 
 
-@pytest.mark.parametrize("scheme", ["sr_sgc", "partial"])
-def test_local_only_schemes_refuse_ray_in_one_line(capsys, tmp_path, scheme):
-    code, _, err = run(
-        capsys, "train", "--scheme", scheme, "--backend", "ray", "--out", str(tmp_path), "-s", "2"
-    )
-    assert code == 2 and "local backend only" in err and len(err.strip().splitlines()) == 1
+def test_sr_sgc_on_ray_refuses_a_deadline_in_one_line(capsys, tmp_path):
+    """Every scheme runs on Ray now; sr_sgc has no deadline mode on either backend."""
+    args = ["train", "--scheme", "sr_sgc", "--backend", "ray", "--deadline", "5"]
+    code, _, err = run(capsys, *args, "--out", str(tmp_path), "-s", "2", "--quiet")
+    assert code == 2 and "no deadline mode" in err and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------- trust: one line, exit 2
