@@ -38,10 +38,16 @@ def placement_of(scheme, worker: int) -> tuple[int, ...] | None:
 def gradients(task, parts: Iterable[int], weights, t: int) -> dict:
     """Partition gradients of ``parts`` at ``weights`` for round ``t`` (the one task call).
 
-    ``t`` is the round whose data the gradient uses (the job's round for
-    sequential schemes); today's tasks are full-batch and ignore it.
+    ``t`` is the round whose data (minibatch) the gradient uses: the job's
+    round for sequential schemes.  Tasks with a batched
+    ``partition_gradients(weights, t, parts)`` are called once; others once per
+    partition (``partition_gradient(j, weights)``, full batch).
     """
-    return {int(p): task.partition_gradient(int(p), weights) for p in parts}
+    parts = [int(p) for p in parts]
+    many = getattr(task, "partition_gradients", None)
+    if many is not None:
+        return dict(many(weights, t, parts))
+    return {p: task.partition_gradient(p, weights) for p in parts}
 
 
 class _DataStub:
@@ -83,7 +89,7 @@ def worker_task(task, parts: Iterable[int]):
     for attr in ("_Xt", "_yt"):
         if hasattr(wt, attr):
             setattr(wt, attr, None)
-    wt.dataset = _DataStub(task.dataset.name, task.dataset.n_train)
+    wt.dataset = _DataStub(getattr(task.dataset, "name", "data"), task.dataset.n_train)
     wt.kept = frozenset(parts)
     return wt
 
@@ -99,9 +105,19 @@ def _worker_task_class():
         kept: frozenset = frozenset()
 
         def partition_gradient(self, j: int, weights, *args, **kwargs):
-            if j not in self.kept:
-                raise ValueError(f"this worker does not store partition {j}")
+            self._check((j,))
             return super().partition_gradient(j, weights, *args, **kwargs)
+
+        if hasattr(Task, "partition_gradients"):
+
+            def partition_gradients(self, weights, t, parts):
+                self._check(parts)
+                return super().partition_gradients(weights, t, parts)
+
+        def _check(self, parts) -> None:
+            for j in parts:
+                if j not in self.kept:
+                    raise ValueError(f"this worker does not store partition {j}")
 
     WorkerTask.__module__, WorkerTask.__qualname__ = __name__, "WorkerTask"
     return WorkerTask
