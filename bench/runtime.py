@@ -6,7 +6,10 @@
    backend side is :meth:`RayCluster.run_round` with ``dgd`` (waits for all
    ``n``), a constant-vector oracle (no compute) and no injected delay
    (``time_scale=0``).  The two alternate in blocks of ``--rounds``; medians
-   over ``--repeats`` blocks are compared (goal: ratio <= 1.5).
+   over ``--repeats`` blocks are compared (goal: ratio <= 1.5).  A third loop,
+   ``bare+enc``, has the bare actors do the worker-side work gradcode's
+   actors do per message (the scheme's encode and the finiteness check), so
+   ``vs +enc`` isolates the Ray backend's own machinery.
 2. **Start-up.** Wall time from creating ``n`` actors (concurrently) to all of
    them answering, for the no-torch oracle and for a real torch task
    (``breast_cancer`` logreg, each actor gets only its partitions), and the
@@ -59,14 +62,23 @@ class ConstOracle:
 class Bare:
     def __init__(self, d: int) -> None:
         self.g = np.full(d, 1e-3, dtype=np.float32)
+        self.scheme = make_scheme("dgd", 1, 0)
 
     def f(self, weights):
         return self.g
 
+    def encoded(self, weights):
+        """The same transfer after the worker-side work gradcode does (dgd encode, check)."""
+        from gradcode.runtime.ray_worker import finite
 
-def bare_round(actors, w) -> None:
+        _, msg = self.scheme.worker_message(None, 0, 0, {0: self.g})
+        finite(msg.vector)
+        return msg.vector
+
+
+def bare_round(actors, w, encoded: bool = False) -> None:
     wref = ray.put(w)
-    pending = [a.f.remote(wref) for a in actors]
+    pending = [(a.encoded if encoded else a.f).remote(wref) for a in actors]
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         ray.get(done[0])
@@ -163,7 +175,7 @@ def startup(n: int, torch_task: bool) -> tuple[float, float]:
     return secs, per
 
 
-def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float]:
+def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float, float]:
     total = (repeats + 1) * rounds
     scheme = make_scheme("dgd", n, 0)
     schedule = Schedule(ShiftedExponential(), 0, total, n)
@@ -171,12 +183,16 @@ def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float]:
     bare = [Bare.remote(d) for _ in range(n)]
     ray.get([a.f.remote(None) for a in bare])
     w = np.zeros(d, dtype=np.float32)
-    t_bare, t_gc, t = [], [], 0
+    t_bare, t_enc, t_gc, t = [], [], [], 0
     for rep in range(repeats + 1):  # the first block is a warm-up
         t0 = time.perf_counter()
         for _ in range(rounds):
             bare_round(bare, w)
         tb = (time.perf_counter() - t0) / rounds
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            bare_round(bare, w, encoded=True)
+        te = (time.perf_counter() - t0) / rounds
         t0 = time.perf_counter()
         for _ in range(rounds):
             out = cluster.run_round(t, w)
@@ -185,11 +201,12 @@ def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float]:
         tg = (time.perf_counter() - t0) / rounds
         if rep:
             t_bare.append(tb)
+            t_enc.append(te)
             t_gc.append(tg)
     cluster.close()
     for a in bare:
         ray.kill(a)
-    return statistics.median(t_bare), statistics.median(t_gc)
+    return statistics.median(t_bare), statistics.median(t_enc), statistics.median(t_gc)
 
 
 def worker_side_ms(d: int, reps: int = 20) -> float:
@@ -242,16 +259,18 @@ def main() -> None:
     )
     print(f"Ray {ray.__version__}, {os.cpu_count()} cores, d={args.d:.0e} float32")
     print(
-        f"{'n':>3} {'bare ms':>9} {'gradcode ms':>12} {'ratio':>6} "
+        f"{'n':>3} {'bare ms':>9} {'bare+enc ms':>12} {'gradcode ms':>12} {'ratio':>6} "
+        f"{'vs +enc':>8} "
         f"{'start s (no torch)':>19} {'start s (torch)':>16} {'MB/actor torch':>15} {'peak MB':>8}"
     )
     for n in args.n:
         with PeakMemory() as mem:
-            mb, mg = overhead(n, args.d, args.rounds, args.repeats)
+            mb, me, mg = overhead(n, args.d, args.rounds, args.repeats)
             s0, _ = startup(n, torch_task=False)
             s1, per = startup(n, torch_task=True)
         print(
-            f"{n:>3} {mb * 1e3:9.1f} {mg * 1e3:12.1f} {mg / mb:6.2f} "
+            f"{n:>3} {mb * 1e3:9.1f} {me * 1e3:12.1f} {mg * 1e3:12.1f} {mg / mb:6.2f} "
+            f"{mg / me:8.2f} "
             f"{s0:19.1f} {s1:16.1f} {per:15.0f} {mem.peak:8.0f}"
         )
     enc = worker_side_ms(args.d)
