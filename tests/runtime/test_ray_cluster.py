@@ -158,3 +158,38 @@ def test_unreachable_address_is_a_quick_value_error():
     with pytest.raises(ValueError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
         ray_cluster.check_address(cfg.address)
     assert time.perf_counter() - t0 < 6
+
+
+class _TorchOracle:
+    """Gradients as torch tensors (the coming runtime currency): g_j = (j + 1) * w."""
+
+    num_partitions = 4
+
+    def partition_gradient(self, j, weights):
+        import torch
+
+        assert isinstance(weights, torch.Tensor), type(weights)  # shipped unchanged
+        return (j + 1) * weights
+
+
+def test_torch_weights_travel_unchanged(ray_session):
+    """RayCluster ships whatever weights object it is given (here a float32 tensor)."""
+    import sys
+
+    import torch
+
+    from gradcode.runtime.cluster import Schedule
+    from gradcode.stragglers import ShiftedExponential
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cfg = _cfg(scheme="frc")
+    scheme = build_scheme(cfg)
+    cl = RayCluster(scheme, _TorchOracle(), Schedule(ShiftedExponential(), 0, 2, 4), time_scale=0.0)
+    try:
+        w = torch.arange(3, dtype=torch.float32)
+        out = cl.run_round(0, w)
+        assert out.ready and out.predicted is not None and out.predicted > 0
+        _, upd = scheme.master_update(scheme.init_master(), 0, out.on_time)
+        np.testing.assert_allclose(np.asarray(upd.gradient), (1 + 2 + 3 + 4) * w.numpy())
+    finally:
+        cl.close()
