@@ -80,8 +80,11 @@ def test_scheme_matches_local_backend(pool, name):
             assert sorted(re["used"]) == sorted(lo["used"]), (lo, re)
     # partial decodes each chunk from whichever pieces came first: another (random,
     # conditioned) coefficient solve of the same exact sum, so a looser float tolerance.
-    atol = 1e-8 if getattr(scheme, "chunked", False) else 1e-12
-    np.testing.assert_allclose(remote.weights, local.weights, rtol=1e-9, atol=atol)
+    lw, rw = np.asarray(local.weights), np.asarray(remote.weights)
+    f64 = lw.dtype == np.float64  # float32 runtimes (torch currency): float32 round-off
+    rtol = 1e-9 if f64 else 1e-5
+    atol = (1e-8 if getattr(scheme, "chunked", False) else 1e-12) if f64 else 1e-6
+    np.testing.assert_allclose(rw, lw, rtol=rtol, atol=atol)
     if name in ("frc", "crc", "cyclic_mds", "partial"):  # the setting does exercise exactness
         assert all(h["exact"] for h in remote.history)
 
@@ -97,7 +100,9 @@ def test_sr_sgc_owed_recompute_matches_local(pool):
     )
     scheme, local, remote = _both(pool, cfg)
     assert scheme.s_code == 1
-    np.testing.assert_allclose(remote.weights, local.weights, rtol=1e-9, atol=1e-12)
+    lw, rw = np.asarray(local.weights), np.asarray(remote.weights)
+    tol = (1e-9, 1e-12) if lw.dtype == np.float64 else (1e-5, 1e-6)
+    np.testing.assert_allclose(rw, lw, rtol=tol[0], atol=tol[1])
     r3 = remote.history[3]
     assert r3["ready"] and r3["arrived"].count(2) == 1 and len(r3["arrived"]) == N
     assert [h["exact"] for h in remote.history] == [h["exact"] for h in local.history]

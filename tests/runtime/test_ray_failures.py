@@ -69,7 +69,7 @@ def test_more_than_s_dead_stop_writes_checkpoint(ray_session, tmp_path, monkeypa
     cfg = _cfg(scheme="cyclic_mds", on_undecodable="stop", workers=4, stragglers=1)
     with pytest.raises(TrainingStopped, match="more than s=1"):
         run(cfg, tmp_path)
-    assert (tmp_path / "checkpoint.pkl").is_file()
+    assert any(p.name.startswith("checkpoint.") for p in tmp_path.iterdir())
 
 
 def test_no_gradient_for_many_rounds_warns(ray_session, tmp_path, monkeypatch):

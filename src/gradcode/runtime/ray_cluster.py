@@ -79,6 +79,10 @@ consume_stream = ray_rounds.consume_stream
 class RayCluster:
     """Workers as Ray actors; see the module docstring for the exact semantics."""
 
+    #: Actors pass the round to ``Task.partition_gradients(weights, t, parts)``, so
+    #: minibatches are the (partition, round) ones of the local backend.
+    minibatch_rounds = True
+
     def __init__(
         self,
         scheme,
