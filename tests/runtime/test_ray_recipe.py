@@ -26,13 +26,17 @@ def _train(cluster, out, address, n=4):
     args = ["--backend", "ray", "--address", address, "-n", str(n), "-s", "1", "--scheme", "frc"]
     args += ["--rounds", "4", "--eval-every", "4", "--out", str(out), "--quiet"]
     code = "from gradcode.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, "train", *args],
-        env=cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", code, "train", *args],
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except subprocess.TimeoutExpired as exc:  # say where it hung
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        pytest.fail(f"gradcode train --address {address} hung for 180 s; stderr:\n{err[-3000:]}")
 
 
 @pytest.fixture(scope="module")
