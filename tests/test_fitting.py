@@ -128,14 +128,9 @@ def test_fit_bad_input_is_a_clear_error():
         gradcode.fit(Net(), Blobs(60, 0), backend="slurm", rounds=1)
 
 
-def test_fit_on_ray_when_the_backend_accepts_user_models():
+def test_fit_on_ray_trains_a_user_model():
     pytest.importorskip("ray")
-    try:
-        _, res = _fit(backend="ray", rounds=20)
-    except ValueError as exc:
-        if "does not accept a user model" in str(exc):  # the Ray backend is being ported
-            pytest.skip(f"Ray backend: {exc}")
-        raise
+    _, res = _fit(backend="ray", rounds=20)
     assert res.final()["test_accuracy"] > 0.6
 
 

@@ -55,7 +55,7 @@ from .codes import make_scheme
 from .data import PARTITIONINGS, partition
 from .runtime.checkpoint import atomic_torch_save, atomic_write_text, dumps_strict, strict
 from .runtime.cluster import LocalCluster, Schedule
-from .runtime.config import DelaySpec, RunConfig
+from .runtime.config import DelaySpec
 from .runtime.loop import JsonLinesLog, LoopConfig, TrainResult, train
 from .runtime.run import torch_threads
 from .stragglers import DelayModel
@@ -173,7 +173,7 @@ def fit(
         if backend == "local":
             cluster = LocalCluster(code, task, schedule, deadline=deadline)
         else:
-            cluster = _ray_cluster(scheme, code, task, schedule, deadline, workers, s, rounds, seed)
+            cluster = _ray_cluster(code, task, schedule, deadline)
         cfg = LoopConfig(
             rounds=rounds,
             optimizer=optimizer or (lambda p: torch.optim.SGD(p, lr=0.1)),
@@ -222,28 +222,13 @@ def fit(
     return result
 
 
-def _ray_cluster(name, code, task, schedule, deadline, workers, s, rounds, seed):
-    """A Ray cluster running ``task`` (the user's model and data) on its actors.
+def _ray_cluster(code, task, schedule, deadline):
+    """A Ray cluster whose actors run ``task`` (the user's model and data).
 
-    Contract with :mod:`gradcode.runtime.ray_cluster`: ``RayCluster(scheme, cfg,
-    schedule, deadline=..., task=task)``; the actors call
-    ``task.partition_gradients(weights, t, parts)``, and ``RayCluster.minibatch_rounds =
-    True`` says they pass the round ``t`` (needed for minibatches).
+    Each actor holds only its worker's partitions and calls
+    ``task.partition_gradients(weights, t, parts)`` with the round ``t``, so
+    minibatches match the local backend's.
     """
     from .runtime.ray_cluster import RayCluster
 
-    cfg = RunConfig(scheme=name, workers=workers, stragglers=s, rounds=rounds, seed=seed)
-    if task.batch_size is not None and not getattr(RayCluster, "minibatch_rounds", False):
-        raise ValueError(
-            "backend 'ray' does not accept a user model with minibatches yet (its workers do "
-            "not pass the round to Task.partition_gradients); use backend='local'"
-        )
-    try:
-        return RayCluster(code, cfg, schedule, deadline=deadline, task=task)
-    except TypeError as exc:
-        if "task" not in str(exc):
-            raise
-        raise ValueError(
-            "backend 'ray' does not accept a user model yet (RayCluster has no task= "
-            "argument); use backend='local'"
-        ) from None
+    return RayCluster(code, task, schedule, deadline=deadline)
