@@ -413,8 +413,9 @@ def collect_results(cfg: ExperimentConfig, out_dir: str | Path) -> tuple[Path, P
                 runtime_seconds=meta.get("seconds", ""),
                 schedule_digest=meta.get("schedule_digest", ""),
             )
+            scale = _time_scale(rc)
             for rec in _read_jsonl(d / "rounds.jsonl"):
-                round_rows.append({**cell.row(), **_round_row(rec)})
+                round_rows.append({**cell.row(), **_round_row(rec, scale)})
         elif (d / "error.txt").is_file():
             row["status"] = "error"
             lines = (d / "error.txt").read_text().strip().splitlines()
@@ -422,8 +423,22 @@ def collect_results(cfg: ExperimentConfig, out_dir: str | Path) -> tuple[Path, P
         rows.append(row)
     res, rnd = out_dir / "results.csv", out_dir / "rounds.csv"
     _write_csv(res, rows)
-    _write_csv(rnd, round_rows, columns=[*CELL_COLUMNS, *ROUND_COLUMNS])
+    # Ray runs also log the simulator's prediction (absent: rounds.csv as before).
+    extra = list(PREDICTED_COLUMNS) if any("predicted_duration" in r for r in round_rows) else []
+    _write_csv(rnd, round_rows, columns=[*CELL_COLUMNS, *ROUND_COLUMNS, *extra])
     return res, rnd
+
+
+#: rounds.csv columns of Ray rounds: the virtual clock's ``predicted_duration``
+#: for the same seeded schedule, and the run's ``time_scale`` (real seconds per
+#: schedule unit; ``duration`` and ``predicted_duration`` are both in schedule units).
+PREDICTED_COLUMNS = ("predicted_duration", "time_scale")
+
+
+def _time_scale(rc: RunConfig) -> float:
+    from ..runtime.ray_cluster import DEFAULT_TIME_SCALE
+
+    return DEFAULT_TIME_SCALE if rc.time_scale is None else float(rc.time_scale)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -450,8 +465,13 @@ def _read_jsonl(path: Path) -> list[dict]:
     return out
 
 
-def _round_row(rec: dict) -> dict:
+def _round_row(rec: dict, time_scale: float | None = None) -> dict:
+    """One rounds.csv row from a rounds.jsonl record (``time_scale``: the run's,
+    written next to ``predicted_duration`` where the record has one)."""
     out = {k: rec.get(k, "") for k in ROUND_COLUMNS}
+    if "predicted_duration" in rec:
+        out["predicted_duration"] = rec["predicted_duration"]
+        out["time_scale"] = "" if time_scale is None else time_scale
     out["n_arrived"] = len(rec.get("arrived", []))
     out["n_late"] = len(rec.get("late", []))
     out["n_notes"] = len(rec.get("notes", []))

@@ -13,6 +13,9 @@
   family, SR-SGC); drawn by :mod:`gradcode.experiments.report_figures`;
 * ``headline.png`` -- time-to-target ratio vs DGD per scheme over all groups;
 * ``headline.csv`` / ``headline.md`` -- the headline table;
+* for Ray runs only (their rounds log the simulator's prediction):
+  ``fidelity.csv`` and ``fidelity.png`` -- measured vs predicted round time
+  per (group, scheme), see :mod:`gradcode.experiments.report_fidelity`;
 * ``report.html`` -- titled by the experiment's name: its run parameters,
   the tuned learning rates (``[tune]``), the tables, and everything above,
   images embedded as base64.
@@ -43,8 +46,10 @@ from pathlib import Path
 import numpy as np
 
 from .harness import read_csv as _read_csv
+from .report_fidelity import fidelity, fidelity_html
 from .report_figures import (
     PGC_FAMILY,
+    _fidelity_figure,
     _group_figure,
     _headline_figure,
     _mean_std,
@@ -292,8 +297,12 @@ def render_report(results_dir: str | Path, **settings) -> Path:
     per_run, head = an["per_run"], an["headline"]
     all_rows = read_csv(results_dir / "results.csv")
     ok_rows = [r for r in all_rows if r["status"] == "ok"]
-    curves = _curves(read_csv(results_dir / "rounds.csv"))
+    round_rows = read_csv(results_dir / "rounds.csv")
+    curves = _curves(round_rows)
     ok_rows = [r for r in ok_rows if r["cell_id"] in curves]
+    fid_rows, fid_points = fidelity(round_rows)
+    if fid_rows:
+        (out / "fidelity.csv").write_text(_csv_text(fid_rows))
 
     by_straggler = _headline(per_run, key="straggler")
     by_task = _headline(per_run, key="task")
@@ -344,6 +353,8 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         "<h3>By dataset/model</h3>",
         _html_table(by_task, "task"),
     ]
+    if fid_rows:
+        parts.append(fidelity_html(fid_rows))
     if skipped:
         notes = sorted({f"{r['scheme']} at s={r['s']}: {r['reason']}" for r in skipped})
         parts.append("<h3>Skipped</h3><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes))
@@ -356,6 +367,9 @@ def render_report(results_dir: str | Path, **settings) -> Path:
     parts.append("<h2>Figures</h2>")
     titles = {f"group_{g}": group_title(groups[g]) for g in groups}
     titles["headline"] = "Time-to-target ratio vs DGD, all groups"
+    if fid_rows:
+        images.append(_fidelity_figure(fid_points, out / "fidelity.png"))
+        titles["fidelity"] = "Ray: measured vs predicted round time"
     for p in images:
         parts.append(f"<h3>{html.escape(titles.get(p.stem, p.stem))}</h3>{_img(p)}")
     parts.append("</body></html>")

@@ -177,3 +177,22 @@ def _headline_figure(head: list[dict], out: Path) -> Path:
     ax.set_title("time-to-target ratio vs DGD (mean ± std over groups and seeds; < 1 is faster)")
     ax.title.set_fontsize(9)
     return save(fig, out)
+
+
+def _fidelity_figure(points: dict, out: Path) -> Path:
+    """Measured vs predicted round time (seconds), one point per Ray round, with y = x."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    top = max(float(p.max()) for p in points.values()) * 1.05
+    ax.plot([0, top], [0, top], color="black", lw=1, ls="--", label="y = x")
+    for (group, scheme), p in points.items():
+        st = style(scheme)
+        label = st.get("label", scheme) + (f" ({group})" if len({g for g, _ in points}) > 1 else "")
+        ax.scatter(p[:, 0], p[:, 1], s=10, alpha=0.6, color=st.get("color"), label=label)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("predicted round time (s, simulator)")
+    ax.set_ylabel("measured round time (s, Ray)")
+    ax.set_title("Ray rounds: measured vs predicted", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    ax.grid(alpha=0.3)
+    return save(fig, out)
