@@ -180,16 +180,23 @@ def _headline_figure(head: list[dict], out: Path) -> Path:
 
 
 def _fidelity_figure(points: dict, out: Path) -> Path:
-    """Measured vs predicted round time (seconds), one point per Ray round, with y = x."""
+    """Measured vs predicted round time (seconds), one point per Ray round, with y = x.
+
+    Log-log axes: a slow first round (actor start-up) stays on the page, and a
+    constant ratio is a constant offset from the diagonal."""
     fig, ax = plt.subplots(figsize=(5, 4.5))
-    top = max(float(p.max()) for p in points.values()) * 1.05
-    ax.plot([0, top], [0, top], color="black", lw=1, ls="--", label="y = x")
+    vals = np.concatenate([p.ravel() for p in points.values()])
+    vals = vals[vals > 0]
+    lo, top = float(vals.min()) / 1.3, float(vals.max()) * 1.3
+    ax.plot([lo, top], [lo, top], color="black", lw=1, ls="--", label="y = x")
     for (group, scheme), p in points.items():
         st = style(scheme)
         label = st.get("label", scheme) + (f" ({group})" if len({g for g, _ in points}) > 1 else "")
         ax.scatter(p[:, 0], p[:, 1], s=10, alpha=0.6, color=st.get("color"), label=label)
-    ax.set_xlim(0, top)
-    ax.set_ylim(0, top)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, top)
+    ax.set_ylim(lo, top)
     ax.set_xlabel("predicted round time (s, simulator)")
     ax.set_ylabel("measured round time (s, Ray)")
     ax.set_title("Ray rounds: measured vs predicted", fontsize=9)
