@@ -22,14 +22,14 @@ from .ray_nodes import RayStartCluster  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def _train(cluster, out, address, n=4):
+def _train(cluster, out, address, n=4, env=None):
     args = ["--backend", "ray", "--address", address, "-n", str(n), "-s", "1", "--scheme", "frc"]
     args += ["--rounds", "4", "--eval-every", "4", "--out", str(out), "--quiet"]
     code = "from gradcode.cli import main; main()"
     try:
         return subprocess.run(
             [sys.executable, "-c", code, "train", *args],
-            env=cluster.env,
+            env=cluster.env if env is None else env,
             capture_output=True,
             text=True,
             timeout=180,
@@ -60,7 +60,11 @@ def test_train_with_explicit_address(started, tmp_path):
 
 
 def test_train_with_address_auto(started, tmp_path):
-    res = _train(started, tmp_path, "auto", n=2)
+    # "auto" resolves RAY_ADDRESS first, then the latest cluster recorded on this machine.
+    # Name the cluster: the record can point at an instance an earlier run started and
+    # stopped (seen: a 180 s hang on a dead, differently authenticated GCS).
+    env = {**started.env, "RAY_ADDRESS": started.address}
+    res = _train(started, tmp_path, "auto", n=2, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads((tmp_path / "summary.json").read_text())["exact_fraction"] == 1.0
 

@@ -16,9 +16,10 @@ cluster enables token authentication as soon as a token exists on the machine
 (``~/.ray/auth_token``, which any local ``ray.init()`` creates), and
 ``ray.init(address=...)`` with an explicit address does not send it, so the
 connection fails with "Authentication token is missing".  gradcode therefore
-turns on token mode for an explicit ``address`` whenever a token is available
+turns on token mode for any ``address`` whenever a token is available
 (``RAY_AUTH_TOKEN``, the file named by ``RAY_AUTH_TOKEN_PATH``, or
-``~/.ray/auth_token``), exactly what Ray itself does for ``"auto"``.  On another
+``~/.ray/auth_token``); ``"auto"`` included, because Ray does so itself only
+when it finds the cluster from its own record, not from ``RAY_ADDRESS``.  On another
 machine, copy the head's token first (``ray get-auth-token`` on the head, then
 ``export RAY_AUTH_TOKEN=...``); when no token is found the error names that
 variable.  ``RAY_AUTH_MODE`` set explicitly is always respected.
@@ -76,8 +77,7 @@ def connect(address: str | None) -> bool:
     kw = dict(include_dashboard=False, log_to_driver=False)
     try:
         if address:
-            if address != "auto":
-                _token_auth_if_available()
+            _token_auth_if_available()  # also for "auto": Ray skips it when RAY_ADDRESS is set
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(address="local", _node_ip_address="127.0.0.1", **kw)
@@ -93,7 +93,7 @@ def connect(address: str | None) -> bool:
 
 
 def _token_auth_if_available() -> None:
-    """Send the local auth token to an explicitly addressed cluster (as Ray does for auto)."""
+    """Send the local auth token to the cluster being joined, when one is available."""
     try:
         from ray._private.authentication.authentication_token_setup import (
             maybe_enable_token_auth_if_token_available,
