@@ -94,21 +94,12 @@ class Decoding:
                 raise KeyError(f"no message from used workers {missing}")
             if not self.used:
                 raise ValueError("nothing to combine: no worker was used")
-            first = messages[self.used[0]]
-            if _is_tensor(first):
-                out = None
-                for i in self.used:
-                    a = float(self.weights[i])
-                    if a == 0.0 and out is not None:
-                        continue
-                    if out is None:
-                        out = messages[i] * a
-                    else:
-                        out.add_(messages[i], alpha=a)
-                return out
-            out = np.zeros_like(np.asarray(first, dtype=np.result_type(first, np.float64)))
+            out = None
             for i in self.used:
-                out += self.weights[i] * np.asarray(messages[i])
+                a = float(self.weights[i])
+                if a == 0.0 and out is not None:
+                    continue
+                out = accumulate(out, messages[i], a)
             return out
         idx = list(self.used)
         if _is_tensor(messages):
@@ -116,6 +107,34 @@ class Decoding:
             return a @ messages[idx]
         messages = np.asarray(messages)
         return self.weights[idx] @ messages[idx]
+
+
+def accumulate(out, v, a: float = 1.0):
+    """``out + a v``, in place when ``out`` is given; ``out=None`` starts a new vector.
+
+    Torch tensors accumulate in their own dtype and device with one fused pass
+    (``out.add_(v, alpha=a)``: no ``a v`` temporary); numpy arrays in float64
+    (``np.result_type(v, float64)``).  ``v`` itself is never modified, and the
+    first call always copies, so ``out`` never aliases a message.
+
+    >>> import numpy as np
+    >>> out = accumulate(None, np.ones(2), 2.0)
+    >>> accumulate(out, np.arange(2.0), -1.0).tolist()
+    [2.0, 1.0]
+    """
+    a = float(a)
+    if _is_tensor(v):
+        if out is None:
+            return v * a if a != 1.0 else v.clone()
+        return out.add_(v, alpha=a) if a != 1.0 else out.add_(v)
+    v = np.asarray(v)
+    if out is None:
+        return np.multiply(v, a, dtype=np.result_type(v, np.float64))
+    if a == 1.0:
+        out += v
+    else:
+        out += a * v
+    return out
 
 
 def _lazy_cond(self: Decoding) -> float:

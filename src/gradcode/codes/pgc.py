@@ -99,17 +99,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .base import check_ns, cyclic_support
+from .base import accumulate, check_ns, cyclic_support
 from .frc import frc_matrix
-from .protocol import Message, Update, weighted_staleness
+from .protocol import Message, Update, sum_into, weighted_staleness
 
 
 @dataclass(frozen=True)
 class PGCWorkerState:
-    """A PGC worker's memory: latest gradient and its round, per stored partition."""
+    """A PGC worker's memory: latest gradient and its round, per stored partition, and
+    ``total``, the one buffer its ``r``-term message sums are written into (reused every
+    round: a message's vector is valid until the worker's next message)."""
 
     grads: Mapping[int, np.ndarray]
     computed: Mapping[int, int]
+    total: object = None
 
 
 @dataclass(frozen=True)
@@ -207,16 +210,31 @@ class PGC:
         """Is round ``t`` one of the pipeline-filling rounds ``1 .. fill``?"""
         return 1 <= t <= self.fill
 
+    def release(self, state: PGCWorkerState, worker: int, plan) -> PGCWorkerState:
+        """Forget the stored gradients that this round's ``plan`` recomputes, so that
+        their memory is free before the new ones are computed (a backend calls this
+        just before computing ``plan``; :meth:`worker_message` stores the new ones)."""
+        if not any(p in state.grads for p in plan):
+            return state
+        grads = {p: v for p, v in state.grads.items() if p not in plan}
+        return PGCWorkerState(grads, state.computed, state.total)
+
     def worker_message(self, state: PGCWorkerState, worker: int, t: int, grads):
         g, c = dict(state.grads), dict(state.computed)
         for p, v in grads.items():
             g[p], c[p] = v, t
-        state = PGCWorkerState(g, c)
         if self.filling(t):  # only what was computed this round (see the module docstring)
             parts = tuple(sorted(grads))
-            return state, Message(worker, t, sum(grads[p] for p in parts), parts, (t,) * len(parts))
+            if len(parts) == 1:  # the fresh gradient itself: no copy
+                vec, total = grads[parts[0]], state.total
+            else:
+                vec = total = sum_into(state.total, [grads[p] for p in parts])
+            return PGCWorkerState(g, c, total), Message(worker, t, vec, parts, (t,) * len(parts))
         parts = self.placement[worker]
-        total = sum(g[p] for p in parts)  # recomputed every round: exact, no drift
+        # Recomputed every round from the stored gradients (exact, no drift), in place
+        # into the worker's one preallocated sum buffer.
+        total = sum_into(state.total, [g[p] for p in parts])
+        state = PGCWorkerState(g, c, total)
         return state, Message(worker, t, total, parts, tuple(c[p] for p in parts))
 
     # --- master side ----------------------------------------------------------------
@@ -261,24 +279,33 @@ class PGC:
         if not used:
             return self._update(t, [], [], None, "pgc-filling", notes + ["no usable message"])
         scale = self.k / len(covered)
-        total = sum(m.vector for m in used)
+        total = None
+        for m in used:
+            total = accumulate(total, m.vector, scale)
         if len(covered) < self.k:
             notes.append(
                 f"pipeline filling: {self.k - len(covered)} partition(s) missing, "
                 f"rescaled by {scale:.4g}"
             )
-            total = total * scale
         return self._update(t, used, [scale] * len(used), total, "pgc-filling", notes)
 
     def _decode_frc(self, state, t, fresh, notes):
         r, G = self.r, self.n // self.r
         cache = dict(state.cache)
+        keep = self.cache_cap > 0  # at cache_cap = 0 (the default) a cached sum is never used
         used_msgs, weights, total, groups_used = [], [], None, 0
+        vecs = []  # (vector, weight) of what enters, accumulated in place below
         for g in range(G):
             members = [m for m in fresh if m.worker // r == g]
             if members:
-                vec = sum(m.vector for m in members) / len(members)
-                cache[g] = (vec, t, min(m.oldest for m in members))
+                if keep:
+                    vec = None
+                    for m in members:
+                        vec = accumulate(vec, m.vector, 1.0 / len(members))
+                    cache[g] = (vec, t, min(m.oldest for m in members))
+                    vecs.append((vec, 1.0))
+                else:
+                    vecs += [(m.vector, 1.0 / len(members)) for m in members]
                 used_msgs += members
                 weights += [1.0 / len(members)] * len(members)
             elif (
@@ -291,15 +318,16 @@ class PGC:
                 parts = tuple(range(g * r, (g + 1) * r))
                 used_msgs.append(Message(-1, received, vec, parts, (oldest,) * r))
                 weights.append(1.0)
+                vecs.append((vec, 1.0))
             else:
                 notes.append(f"group {g}: omitted (no message within cap)")
                 continue
             groups_used += 1
-            total = vec if total is None else total + vec
         scale = G / groups_used if groups_used else 0.0
+        for vec, w in vecs:  # one output vector, one fused pass per message
+            total = accumulate(total, vec, w * scale)
         if groups_used and groups_used < G:
             notes.append(f"rescaled by {scale:.4g} for {G - groups_used} omitted group(s)")
-            total = total * scale
             weights = [w * scale for w in weights]
         upd = self._update(t, used_msgs, weights, total, "pgc-frc-average", notes)
         return PGCMasterState(cache), upd
@@ -313,14 +341,14 @@ class PGC:
             if complete:
                 msgs = [by_worker[w] for cl in complete for w in cl]
                 wts = [1.0 / len(complete)] * len(msgs)
-                total = sum(m.vector * w for m, w in zip(msgs, wts, strict=True))
+                total = _weighted_sum(msgs, wts)
                 return self._update(t, msgs, wts, total, "pgc-cr-tiling", notes)
         msgs = sorted(by_worker.values(), key=lambda m: m.worker)
         if not msgs:
             return self._update(t, [], [], None, "pgc-cr-nnls", notes + ["no usable message"])
         a = nnls(self.B[[m.worker for m in msgs]].T, np.ones(self.k))
         notes.append("no complete tiling class: non-negative least squares")
-        total = sum(m.vector * w for m, w in zip(msgs, a, strict=True))
+        total = _weighted_sum(msgs, a)
         return self._update(t, msgs, list(a), total, "pgc-cr-nnls", notes)
 
     def _update(self, t, msgs, weights, total, decoder, notes) -> Update:
@@ -360,6 +388,14 @@ class PGC:
         return f"{type(self).__name__}(n={self.n}, s={self.s}, placement={self.placement_kind!r})"
 
 
+def _weighted_sum(msgs, weights):
+    """``sum_m w_m m.vector`` into one new vector (in-place accumulation)."""
+    total = None
+    for m, w in zip(msgs, weights, strict=True):
+        total = accumulate(total, m.vector, w)
+    return total
+
+
 def _rescaled_coverage(cov: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(exact, residual)`` when the covered blocks of ``size`` partitions each enter with
     weight ``blocks / covered`` and the others with 0 (``cov``: rounds x blocks, bool)."""
@@ -382,7 +418,7 @@ class PGCReference(PGC):
         if not fresh:
             return state, self._update(t, [], [], None, "uniform", ["no usable message"])
         c = self.n / ((self.n - self.s) * self.r)
-        total = c * sum(m.vector for m in fresh)
+        total = _weighted_sum(fresh, [c] * len(fresh))
         return state, self._update(t, fresh, [c] * len(fresh), total, "uniform", [])
 
     def decode_batch(self, used):
@@ -427,7 +463,7 @@ class PGCMemory(PGC):
             return PGCMasterState(cache), self._update(t, [], [], None, "memory", notes)
         scale = self.k / len(live)
         msgs = [Message(-1, vc[1], vc[0], (p,), (vc[1],)) for p, vc in live.items()]
-        total = scale * sum(vc[0] for vc in live.values())
+        total = _weighted_sum(msgs, [scale] * len(msgs))
         upd = self._update(t, msgs, [scale] * len(msgs), total, "memory", notes)
         return PGCMasterState(cache), replace(upd, used=tuple(sorted(m.worker for m in messages)))
 

@@ -113,24 +113,84 @@ class Update:
         }
 
 
-def encode(coefficients: np.ndarray, grads: Sequence) -> Any:
+def encode(coefficients: np.ndarray, grads: Sequence, out=None) -> Any:
     """``sum_i c_i g_i`` for torch tensors (accumulated in place, in the gradients'
-    dtype and device) or numpy arrays.  A single gradient with coefficient 1 is
-    returned as is (messages are never modified in place).
+    dtype and device; into ``out`` when it is a tensor of the right shape, dtype and
+    device, which saves allocating -- and first touching -- a d-vector per message)
+    or numpy arrays.  A single gradient with coefficient 1 is returned as is
+    (messages are never modified in place).
 
     >>> import torch
     >>> encode(np.array([1.0, -2.0]), [torch.ones(2), torch.ones(2)]).tolist()
     [-1.0, -1.0]
     """
     if grads and all(_is_tensor(g) for g in grads):
-        if len(grads) == 1 and float(coefficients[0]) == 1.0:
-            return grads[0]  # uncoded (B = I): the gradient itself, no copy
-        out = torch_mul(grads[0], float(coefficients[0]))
+        first, c0 = grads[0], float(coefficients[0])
+        if len(grads) == 1 and c0 == 1.0:
+            return first  # uncoded (B = I): the gradient itself, no copy
+        fits = (
+            _is_tensor(out)
+            and out.shape == first.shape
+            and out.dtype == first.dtype
+            and out.device == first.device
+        )
+        if fits and c0 == 1.0:
+            out.copy_(first)
+        elif fits:
+            import torch  # only reached with torch payloads
+
+            torch.mul(first, c0, out=out)
+        else:
+            out = torch_mul(first, c0)
         for c, g in zip(coefficients[1:], grads[1:], strict=True):
             out.add_(g, alpha=float(c))
         return out
     G = np.stack([np.asarray(g) for g in grads])
     return np.asarray(coefficients).astype(G.dtype) @ G
+
+
+def sum_into(out, vectors: Sequence):
+    """``sum(vectors)`` written into the buffer ``out`` (or a new one when ``out`` is
+    ``None`` or does not fit); returns the buffer.  Torch tensors or numpy arrays.
+
+    Two or more vectors: one fused ``add(v0, v1, out=out)`` and then one in-place
+    ``add_`` per further vector, so no temporaries and the same float result as
+    ``v0 + v1 + ...`` (left to right).  Reusing ``out`` round after round keeps a
+    stateful worker's message at one preallocated vector.
+
+    >>> buf = sum_into(None, [np.ones(2), np.arange(2.0), np.ones(2)])
+    >>> sum_into(buf, [np.ones(2), np.ones(2)]) is buf, buf.tolist()
+    (True, [2.0, 2.0])
+    """
+    first = vectors[0]
+    if _is_tensor(first):
+        fits = (
+            _is_tensor(out)
+            and out.shape == first.shape
+            and out.dtype == first.dtype
+            and out.device == first.device
+        )
+        if not fits:
+            out = first.new_empty(first.shape)
+        if len(vectors) == 1:
+            return out.copy_(first)
+        import torch  # only reached with torch payloads
+
+        torch.add(first, vectors[1], out=out)
+        for v in vectors[2:]:
+            out.add_(v)
+        return out
+    first = np.asarray(first)
+    fits = isinstance(out, np.ndarray) and out.shape == first.shape and out.dtype == first.dtype
+    if not fits:
+        out = np.empty_like(first)
+    if len(vectors) == 1:
+        np.copyto(out, first)
+        return out
+    np.add(first, vectors[1], out=out)
+    for v in vectors[2:]:
+        np.add(out, v, out=out)
+    return out
 
 
 def _is_tensor(x) -> bool:
@@ -164,6 +224,8 @@ class CodeScheme:
     """Adapter: a stateless :class:`GradientCode` speaking the round protocol."""
 
     stateful = False
+    #: ``worker_message`` takes ``out=``, a per-worker message buffer to reuse.
+    message_buffers = True
 
     def __init__(self, code: GradientCode) -> None:
         self.code = code
@@ -179,9 +241,12 @@ class CodeScheme:
     def init_worker(self, worker: int):
         return None
 
-    def worker_message(self, state, worker: int, t: int, grads: Mapping[int, np.ndarray]):
+    def worker_message(self, state, worker: int, t: int, grads: Mapping[int, np.ndarray], out=None):
+        """``out``: optional buffer the message is written into (a backend that keeps
+        one per worker reuses it every round; the message is then valid until the
+        worker's next one)."""
         parts = self.code.placement[worker]
-        vec = encode(self.code.coefficients(worker), [grads[p] for p in parts])
+        vec = encode(self.code.coefficients(worker), [grads[p] for p in parts], out=out)
         return state, Message(worker, t, vec, parts, (t,) * len(parts))
 
     def init_master(self):

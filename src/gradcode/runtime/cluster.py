@@ -147,6 +147,9 @@ class LocalCluster:
             raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
         self.plan = scheme.init_plan() if sequential else None
         self.history: dict = {}  # sequential schemes: recent weights by round
+        #: Per-worker message buffers (schemes with ``message_buffers``): encoding into
+        #: last round's buffer saves allocating and first-touching n d-vectors a round.
+        self._buffers: dict = {}
 
     def run_round(self, t: int, weights) -> RoundOutcome:
         if getattr(self.scheme, "chunked", False):
@@ -165,13 +168,21 @@ class LocalCluster:
         order = [int(w) for w in np.argsort(times, kind="stable")]
         # crashed workers compute nothing; a stateless code never uses a late message
         busy = [w for w in order if np.isfinite(times[w]) and (times[w] <= duration or stateful)]
+        release = getattr(self.scheme, "release", None)  # stateful: free what is recomputed
+        if release is not None:
+            for w in busy:
+                self.worker_states[w] = release(self.worker_states[w], w, plans[w])
         grads = partition_gradients(
             self.oracle, weights, t, sorted({p for w in busy for p in plans[w]})
         )
+        reuse = getattr(self.scheme, "message_buffers", False)
         for w in busy:
+            kw = {"out": self._buffers.get(w)} if reuse else {}
             self.worker_states[w], msg = self.scheme.worker_message(
-                self.worker_states[w], w, t, {p: grads[p] for p in plans[w]}
+                self.worker_states[w], w, t, {p: grads[p] for p in plans[w]}, **kw
             )
+            if reuse and all(msg.vector is not grads[p] for p in plans[w]):
+                self._buffers[w] = msg.vector  # overwritten by w's next message
             if self.corrupt is not None and self.corrupt(t, w):
                 msg = replace(msg, vector=nan_like(msg.vector))
             if times[w] <= duration:
