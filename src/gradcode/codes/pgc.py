@@ -19,8 +19,12 @@ Either way each round's computation is a permutation of the partitions (every
 partition computed exactly once, by one worker), and a worker's message holds
 each of its partitions at a different age ``0 .. s``.  The worker recomputes
 its ``r``-term sum from the stored gradients every round (``r - 1`` vector
-additions), so a message is exactly the sum of what it stores: no running-sum
-drift after a gradient spike.
+additions, in place into the worker's one preallocated sum buffer), so a
+message is exactly the sum of what it stores: no running-sum drift after a
+gradient spike.  The message's vector *is* that buffer: valid until the
+worker's next message.  A backend calls :meth:`PGC.release` just before a
+round's gradients are computed, so the gradient being recomputed is freed
+first: a worker holds its ``r`` gradients plus the buffer, nothing more.
 
 Pipeline start (``fill``, default ``2 s``).  Round 0 is a warm-up: every
 worker computes all ``r`` of its partitions at ``w_0`` and the master decodes
