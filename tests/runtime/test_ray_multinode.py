@@ -10,6 +10,8 @@ training stays exact, with ``s = 1`` it falls back (logged) to the survivors.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -99,9 +101,22 @@ def test_actors_on_intended_nodes_and_exact_across_nodes(nodes):
 
 
 def _remove_node_at(state, node: int, round_: int):
+    """Kill node ``node`` at the start of round ``round_`` and wait until Ray has marked it
+    dead, so calls to its actors fail from then on.  Without the wait, a round that needs only
+    n - s replies can finish (and cancel the dead node's calls) before Ray's health check
+    notices, and on a fast or busy machine the whole run could end before anyone saw a death."""
+
     def hook(cluster, t):
         if t == round_:
-            state["cluster"].remove_node(state["workers"].pop(node), allow_graceful=False)
+            gone = state["workers"].pop(node)
+            state["cluster"].remove_node(gone, allow_graceful=False)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                alive = {n["NodeID"]: n["Alive"] for n in ray.nodes()}
+                if not alive.get(gone.node_id, False):
+                    return
+                time.sleep(0.1)
+            raise AssertionError(f"Ray did not mark node {node} dead within 60 s")
 
     return hook
 
