@@ -24,16 +24,6 @@ RayCluster = ray_cluster.RayCluster
 consume_stream = ray_cluster.consume_stream
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
 def _cfg(**kw) -> RunConfig:
     base = dict(workers=4, stragglers=1, rounds=12, eval_every=4, dataset="breast_cancer")
     base.update(kw)

@@ -27,16 +27,11 @@ N = 4
 
 
 @pytest.fixture(scope="module")
-def pool():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def pool(ray_session):
     box = {"actors": None}
     yield box
     for a in box["actors"] or []:
         ray.kill(a)
-    if started:
-        ray.shutdown()
 
 
 def _cfg(scheme: str, **kw) -> RunConfig:

@@ -20,16 +20,6 @@ from gradcode.runtime.loop import TrainingStopped  # noqa: E402
 from gradcode.runtime.run import run  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
 def _cfg(**kw) -> RunConfig:
     base = dict(workers=6, stragglers=1, rounds=10, eval_every=5, backend="ray", lr=0.5)
     base.update(kw)
