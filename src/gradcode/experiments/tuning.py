@@ -44,15 +44,33 @@ import numpy as np
 BASELINE = "dgd"
 
 
+def higher_is_better(metric: str) -> bool:
+    """Accuracy-like metrics (``test_accuracy``) improve upwards; losses downwards.
+
+    >>> higher_is_better("test_accuracy"), higher_is_better("train_loss")
+    (True, False)
+    """
+    return metric.endswith("accuracy")
+
+
+def reached(values: np.ndarray, metric: str, target: float) -> np.ndarray:
+    """Which evaluations meet ``target``: ``>=`` for accuracies, ``<=`` for losses
+    (a relative tolerance of 1e-12 absorbs float noise at an exact target)."""
+    values = np.asarray(values, dtype=float)
+    if higher_is_better(metric):
+        return values >= target * (1 - 1e-12)
+    return values <= target * (1 + 1e-12)
+
+
 def time_to_target(curve: dict, metric: str, target: float) -> float:
-    """Simulated time of the first evaluation with ``metric <= target`` (inf if never)."""
-    hit = np.flatnonzero(curve[metric] <= target * (1 + 1e-12))
+    """Simulated time of the first evaluation that reaches ``target`` (inf if never)."""
+    hit = np.flatnonzero(reached(curve[metric], metric, target))
     return float(curve["time"][hit[0]]) if hit.size else math.inf
 
 
 def rounds_to_target(curve: dict, metric: str, target: float) -> float:
-    """Rounds done at the first evaluation with ``metric <= target`` (inf if never)."""
-    hit = np.flatnonzero(curve[metric] <= target * (1 + 1e-12))
+    """Rounds done at the first evaluation that reaches ``target`` (inf if never)."""
+    hit = np.flatnonzero(reached(curve[metric], metric, target))
     return float(curve["round"][hit[0]]) if hit.size else math.inf
 
 
@@ -70,7 +88,7 @@ def curve_from_log(path: Path) -> dict | None:
         recs = [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
     except (OSError, ValueError):
         return None
-    ev = [r for r in recs if r.get("train_loss") is not None]
+    ev = [r for r in recs if r.get("train_loss") is not None or r.get("test_accuracy") is not None]
     if not ev:
         return None
     arr = lambda k: np.array([np.nan if r.get(k) is None else r[k] for r in ev], float)  # noqa: E731
@@ -98,10 +116,12 @@ def select(candidates: list[dict], metric: str, target_at: float, target=None) -
     ``final_accuracy`` and ``chosen`` (exactly one per scheme with a finished run).
     """
     done = [c for c in candidates if c["curve"] is not None]
+    sign = -1.0 if higher_is_better(metric) else 1.0  # sort keys: smaller is better
+    worst = -math.inf if sign < 0 else math.inf
     if target is None:
         base = [c for c in done if c["scheme"] == BASELINE]
         if base:
-            best = min(base, key=lambda c: (_final(c["curve"], metric, math.inf), c["lr"]))
+            best = min(base, key=lambda c: (sign * _final(c["curve"], metric, worst), c["lr"]))
             target = target_of(best["curve"], metric, target_at)
     rows = []
     for c in candidates:
@@ -118,7 +138,7 @@ def select(candidates: list[dict], metric: str, target_at: float, target=None) -
                 "target": target,
                 "time_to_target": ttt,
                 "rounds_to_target": rtt,
-                "final_metric": None if cv is None else _final(cv, metric, math.inf),
+                "final_metric": None if cv is None else _final(cv, metric, worst),
                 "final_accuracy": None if cv is None else _final(cv, "test_accuracy", -math.inf),
                 "chosen": False,
             }
@@ -126,7 +146,7 @@ def select(candidates: list[dict], metric: str, target_at: float, target=None) -
 
     def key(r):
         ttt = r["time_to_target"] if r["time_to_target"] is not None else math.inf
-        return (ttt, -r["final_accuracy"], r["final_metric"], r["lr"], r["momentum"])
+        return (ttt, -r["final_accuracy"], sign * r["final_metric"], r["lr"], r["momentum"])
 
     for scheme in dict.fromkeys(r["scheme"] for r in rows):
         ok = [r for r in rows if r["scheme"] == scheme and r["status"] == "ok"]
@@ -135,4 +155,12 @@ def select(candidates: list[dict], metric: str, target_at: float, target=None) -
     return rows
 
 
-__all__ = ["curve_from_log", "rounds_to_target", "select", "target_of", "time_to_target"]
+__all__ = [
+    "curve_from_log",
+    "higher_is_better",
+    "reached",
+    "rounds_to_target",
+    "select",
+    "target_of",
+    "time_to_target",
+]
