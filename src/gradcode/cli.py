@@ -393,6 +393,11 @@ def train_cmd(
     lr_schedule: str = typer.Option(
         "constant", "--lr-schedule", help="constant or cosine (lr -> 0 over --rounds)."
     ),
+    target_accuracy: float = typer.Option(
+        None,
+        "--target-accuracy",
+        help="Stop at the first evaluation with test accuracy >= this (e.g. 0.85).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     scheme_opt: list[str] = typer.Option(
         None, "--scheme-opt", help="Scheme option key=value (repeatable), e.g. l=2, placement=cr."
@@ -432,6 +437,7 @@ def train_cmd(
             dtype=dtype,
             threads=threads,
             lr_schedule=lr_schedule,
+            target_accuracy=target_accuracy,
         )
         cfg.delay.build()  # validate before starting anything
         build_scheme(cfg)

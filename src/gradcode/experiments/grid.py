@@ -101,11 +101,17 @@ SHARED_KEYS = {
     "jobs": int,
     "data_dir": str,
     "verify": bool,
+    "batch_size": int,
+    "lr_schedule": str,
+    "time_scale": float,
+    "target_accuracy": float,
+    "reuse": bool,
 }
 TABLES = ("stragglers", "grid", "grids", "report", "tune")
-TUNE_KEYS = ("lr", "momentum", "seed")
+TUNE_KEYS = ("lr", "momentum", "seed", "straggler")
+TASK_KEYS = ("dataset", "model", "lr", "batch_size", "target_accuracy", "rounds")
 GRID_KEYS = ("schemes", "stragglers", "seeds", "tasks", "s", "partitionings")
-REPORT_KEYS = ("metric", "target_at", "target")
+REPORT_KEYS = ("metric", "target_at", "target", "targets")
 DELAY_KEYS = ("base", "persistent", "bursty", "crash")
 
 #: Cell columns, in the order they appear in ``results.csv`` / ``rounds.csv``.
@@ -121,6 +127,8 @@ SUMMARY_COLUMNS = (
     "exact_fraction",
     "mean_staleness",
     "fallback_rounds",
+    "reached_target",
+    "retimed_from",
 )
 ROUND_COLUMNS = (
     "round",
@@ -143,11 +151,16 @@ ROUND_COLUMNS = (
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A dataset/model pair, optionally with its own learning rate."""
+    """A dataset/model pair, optionally with its own learning rate, minibatch size,
+    test-accuracy target (runs stop on reaching it) and round cap (``None``: the
+    experiment's shared value)."""
 
     dataset: str
     model: str
     lr: float | None = None
+    batch_size: int | None = None
+    target_accuracy: float | None = None
+    rounds: int | None = None
 
     @property
     def label(self) -> str:
@@ -196,6 +209,9 @@ class TuneSpec:
     lr: tuple[float, ...]
     momentum: tuple[float, ...] = ()
     seed: int = 1000
+    #: Tune on this straggler model only and use the choice for every straggler model
+    #: of the same (task, partitioning, s) (None: tune each group on its own model).
+    straggler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +255,11 @@ class ExperimentConfig:
     jobs: int = 1
     data_dir: str | None = None
     verify: bool = True  # false: use unpinned data files (like --no-verify)
+    batch_size: int | None = None  # per partition per round (None: whole partitions)
+    lr_schedule: str = "constant"
+    time_scale: float | None = None  # Ray: real seconds per schedule unit
+    target_accuracy: float | None = None  # stop at this test accuracy (tasks may override)
+    reuse: bool = True  # train each distinct trajectory once (experiments.reuse)
     report: tuple[tuple[str, object], ...] = ()
     tune: TuneSpec | None = None
 
@@ -262,12 +283,19 @@ class ExperimentConfig:
         return seen
 
     @cached_property
-    def _group_tasks(self) -> dict[tuple[str, str], TaskSpec]:
-        """(group, scheme) -> task: what a tuning cell (another seed) runs."""
-        out: dict[tuple[str, str], TaskSpec] = {}
+    def _group_tasks(self) -> dict[tuple, TaskSpec]:
+        """(task, partitioning, s, scheme) -> task spec: what a tuning cell (another seed,
+        perhaps another straggler model) runs."""
+        out: dict[tuple, TaskSpec] = {}
         for c, task in self._cell_tasks.items():
-            out.setdefault((c.group, c.scheme), task)
+            out.setdefault(_task_key(c), task)
         return out
+
+    def tune_key(self, cell: Cell) -> tuple[str, str]:
+        """(group, scheme) of the tuning runs whose choice ``cell`` uses."""
+        if self.tune is not None and self.tune.straggler is not None:
+            cell = replace(cell, straggler=self.tune.straggler)
+        return cell.group, cell.scheme
 
     @cached_property
     def _invalid(self) -> dict[tuple[str, int], str]:
@@ -287,7 +315,8 @@ class ExperimentConfig:
         """Every (group, scheme) of :meth:`cells` on the tuning seed x every candidate."""
         if self.tune is None:
             return []
-        bases = dict.fromkeys(replace(c, seed=self.tune.seed) for c in self.cells())
+        strag = {} if self.tune.straggler is None else {"straggler": self.tune.straggler}
+        bases = dict.fromkeys(replace(c, seed=self.tune.seed, **strag) for c in self.cells())
         moms = self.tune.momentum or (self.momentum,)
         return [TuneCell(c, lr, m) for c in bases for lr in self.tune.lr for m in moms]
 
@@ -295,9 +324,10 @@ class ExperimentConfig:
         """The cell's run; ``lr`` / ``momentum`` override (a :class:`TuneCell` brings its own)."""
         if isinstance(cell, TuneCell):
             cell, lr, momentum = cell.cell, cell.lr, cell.momentum
-        task = self._cell_tasks.get(cell) or self._group_tasks[cell.group, cell.scheme]
+        task = self._cell_tasks.get(cell) or self._group_tasks[_task_key(cell)]
         if lr is None:
             lr = task.lr if task.lr is not None else self.lr
+        pick = lambda own, shared: shared if own is None else own  # noqa: E731
         return RunConfig(
             scheme=cell.scheme,
             workers=self.workers,
@@ -306,7 +336,7 @@ class ExperimentConfig:
             model=cell.model,
             partitioning=cell.partitioning,
             delay=self.delay_specs[cell.straggler],
-            rounds=self.rounds,
+            rounds=pick(task.rounds, self.rounds),
             optimizer=self.optimizer,
             lr=float(lr),
             momentum=self.momentum if momentum is None else float(momentum),
@@ -318,6 +348,10 @@ class ExperimentConfig:
             on_undecodable=self.on_undecodable,
             data_dir=self.data_dir,
             verify=self.verify,
+            batch_size=pick(task.batch_size, self.batch_size),
+            lr_schedule=self.lr_schedule,
+            time_scale=self.time_scale,
+            target_accuracy=pick(task.target_accuracy, self.target_accuracy),
         )
 
     def to_dict(self) -> dict:
@@ -325,6 +359,10 @@ class ExperimentConfig:
         d["stragglers"] = {k: asdict(v) for k, v in self.stragglers}
         d["report"] = dict(self.report)
         return d
+
+
+def _task_key(c: Cell) -> tuple:
+    return (c.dataset, c.model, c.partitioning, c.s, c.scheme)
 
 
 # ---------------------------------------------------------------- parsing
@@ -430,7 +468,10 @@ def _tune(raw) -> TuneSpec | None:
     seed = raw.get("seed", 1000)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"[tune] seed must be an integer, got {seed!r}")
-    return TuneSpec(lr=floats("lr"), momentum=floats("momentum"), seed=seed)
+    strag = raw.get("straggler")
+    if strag is not None and not isinstance(strag, str):
+        raise ValueError(f"[tune] straggler must be a straggler model's name, got {strag!r}")
+    return TuneSpec(lr=floats("lr"), momentum=floats("momentum"), seed=seed, straggler=strag)
 
 
 def _typed(value, typ, key: str):
@@ -477,13 +518,18 @@ def _task(t, where: str) -> TaskSpec:
         ds, model = t.split("/")
         return TaskSpec(ds.strip(), model.strip())
     if isinstance(t, dict):
-        bad = sorted(set(t) - {"dataset", "model", "lr"})
+        bad = sorted(set(t) - set(TASK_KEYS))
         if bad or "dataset" not in t or "model" not in t:
             raise ValueError(
-                f"{where}: task table needs dataset and model (and optional lr), got {t!r}"
+                f"{where}: task table needs dataset and model (optional: "
+                f"{', '.join(TASK_KEYS[2:])}), got {t!r}"
             )
-        lr = t.get("lr")
-        return TaskSpec(str(t["dataset"]), str(t["model"]), None if lr is None else float(lr))
+        typed = {
+            k: _typed(t[k], int if k in ("batch_size", "rounds") else float, f"task {k}")
+            for k in TASK_KEYS[2:]
+            if k in t
+        }
+        return TaskSpec(str(t["dataset"]), str(t["model"]), **typed)
     raise ValueError(f"{where}: task must be 'dataset/model' or a table, got {t!r}")
 
 
@@ -539,6 +585,13 @@ def _validate(cfg: ExperimentConfig) -> None:
                 raise ValueError(f"unknown model {t.model!r}; choose from {models}")
             if t.lr is not None and not t.lr > 0:
                 raise ValueError(f"task {t.label}: lr must be positive, got {t.lr}")
+            for key in ("batch_size", "rounds"):
+                if getattr(t, key) is not None and getattr(t, key) < 1:
+                    raise ValueError(f"task {t.label}: {key} must be >= 1, got {getattr(t, key)}")
+            if t.target_accuracy is not None and not 0 < t.target_accuracy <= 1:
+                raise ValueError(
+                    f"task {t.label}: target_accuracy must be in (0, 1], got {t.target_accuracy}"
+                )
         for p in g.partitionings:
             if p not in PARTITIONINGS:
                 raise ValueError(f"unknown partitioning {p!r}; choose from {list(PARTITIONINGS)}")
@@ -553,8 +606,17 @@ def _validate(cfg: ExperimentConfig) -> None:
         isinstance(rep["target_at"], int | float) and 0 < rep["target_at"] <= 1
     ):
         raise ValueError(f"[report] target_at must be in (0, 1], got {rep['target_at']!r}")
-    if "metric" in rep and rep["metric"] not in ("train_loss", "test_loss"):
-        raise ValueError(f"[report] metric must be train_loss or test_loss, got {rep['metric']!r}")
+    metrics = ("train_loss", "test_loss", "test_accuracy")
+    if "metric" in rep and rep["metric"] not in metrics:
+        raise ValueError(f"[report] metric must be one of {metrics}, got {rep['metric']!r}")
+    if "targets" in rep and not (
+        isinstance(rep["targets"], dict)
+        and all(isinstance(v, int | float) for v in rep["targets"].values())
+    ):
+        raise ValueError(
+            "[report] targets must be a table of task -> number, e.g. "
+            f"targets = {{ 'adult/mlp' = 0.84 }}, got {rep['targets']!r}"
+        )
 
 
 def _validate_tune(cfg: ExperimentConfig) -> None:
@@ -568,6 +630,9 @@ def _validate_tune(cfg: ExperimentConfig) -> None:
         raise ValueError(f"[tune] momentum must be distinct numbers in [0, 1), got {got}")
     if t.seed < 0:
         raise ValueError(f"[tune] seed must be >= 0, got {t.seed}")
+    names = [n for n, _ in cfg.stragglers]
+    if t.straggler is not None and t.straggler not in names:
+        raise ValueError(f"[tune] straggler {t.straggler!r} is not defined; defined: {names}")
     reported = sorted({s for g in cfg.grids for s in g.seeds})
     if t.seed in reported:
         raise ValueError(

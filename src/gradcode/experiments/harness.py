@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.config import RunConfig
-from . import tuning
+from . import reuse, tuning
 from .grid import (
     CELL_COLUMNS,
     ROUND_COLUMNS,
@@ -175,6 +175,13 @@ def _pool_run(rc: RunConfig, run_dir: str) -> tuple[str, str, float]:  # pragma:
     return run_cell(rc, Path(run_dir))
 
 
+def _pool_sketch(rc: RunConfig, path: str) -> tuple[str, str, float]:  # pragma: no cover
+    return reuse.write_sketch(rc, Path(path + ".npz"))
+
+
+_JOBS = {"run": _pool_run, "sketch": _pool_sketch}
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     out_dir: str | Path,
@@ -202,7 +209,9 @@ def run_experiment(
     jobs = cfg.jobs if jobs is None else jobs
     with _Progress(progress, len(tune_cells) + len(cells), 0) as report:
         todo_tune = _pending(cfg, tune_cells, tune_dir, report)
-        for cell, (status, _err, _secs) in _execute(cfg, todo_tune, tune_dir, jobs):
+        for cell, (status, _err, _secs) in _run_phase(
+            cfg, tune_cells, todo_tune, tune_dir, jobs, progress
+        ):
             result.tuning_ran.append(cell.cell_id)
             if status != "ok":
                 result.tuning_failed.append(cell.cell_id)
@@ -211,7 +220,7 @@ def run_experiment(
         result.chosen = tuned.chosen
         todo = _pending(tuned, cells, runs, report)
         result.reused = [c.cell_id for c in cells if c not in todo]
-        for cell, (status, _err, _secs) in _execute(tuned, todo, runs, jobs):
+        for cell, (status, _err, _secs) in _run_phase(tuned, cells, todo, runs, jobs, progress):
             result.ran.append(cell.cell_id)
             if status != "ok":
                 result.failed.append(cell.cell_id)
@@ -239,7 +248,7 @@ class TunedConfig:
         self.cfg, self.chosen = cfg, chosen
 
     def run_config(self, cell: Cell) -> RunConfig:
-        return self.cfg.run_config(cell, *self.chosen.get((cell.group, cell.scheme), (None, None)))
+        return self.cfg.run_config(cell, *self.chosen.get(self.cfg.tune_key(cell), (None, None)))
 
     def __getattr__(self, name):
         return getattr(self.cfg, name)
@@ -252,7 +261,9 @@ def choose(cfg: ExperimentConfig, out_dir: str | Path) -> dict[tuple[str, str], 
     out_dir = Path(out_dir)
     rep = {"metric": "train_loss", "target_at": 1.0, "target": None, **dict(cfg.report)}
     by_group: dict[str, list[tuple[TuneCell, dict]]] = {}
+    targets: dict[str, float | None] = {}
     for tc in cfg.tuning_cells():
+        targets.setdefault(tc.group, group_target(cfg, cfg.run_config(tc), rep))
         d = out_dir / "tune" / tc.cell_id
         ok = is_finished(cfg.run_config(tc), d)
         curve = tuning.curve_from_log(d / "rounds.jsonl") if ok else None
@@ -261,13 +272,25 @@ def choose(cfg: ExperimentConfig, out_dir: str | Path) -> dict[tuple[str, str], 
     rows, chosen = [], {}
     for group, items in by_group.items():
         scored = tuning.select([c for _, c in items], rep["metric"], float(rep["target_at"]),
-                               rep.get("target"))  # fmt: skip
+                               targets[group])  # fmt: skip
         for (tc, _), row in zip(items, scored, strict=True):
             rows.append({"group": group, "cell_id": tc.cell_id, "seed": cfg.tune.seed, **row})
             if row["chosen"]:
                 chosen[group, tc.scheme] = (tc.lr, tc.momentum)
     _write_csv(out_dir / "tuning.csv", rows, columns=TUNING_COLUMNS)
     return chosen
+
+
+def group_target(cfg: ExperimentConfig, rc: RunConfig, rep: dict) -> float | None:
+    """The absolute target of a run's comparison: ``[report] targets`` for its task,
+    else (accuracy metric) the run's ``target_accuracy``, else ``[report] target``."""
+    per_task = dict(rep.get("targets") or {})
+    label = f"{rc.dataset}/{rc.model}"
+    if label in per_task:
+        return float(per_task[label])
+    if tuning.higher_is_better(rep["metric"]) and rc.target_accuracy is not None:
+        return float(rc.target_accuracy)
+    return None if rep.get("target") is None else float(rep["target"])
 
 
 TUNING_COLUMNS = ["group", "scheme", "lr", "momentum", "seed", "cell_id", "status", "target",
@@ -280,7 +303,61 @@ def tuned_config(cfg: ExperimentConfig, out_dir: str | Path) -> TunedConfig:
     return TunedConfig(cfg, choose(cfg, out_dir))
 
 
-def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> Iterable:
+def _run_phase(cfg, cells: list, todo: list, runs: Path, jobs: int, progress) -> Iterable:
+    """Run the ``todo`` cells of one phase (tuning runs or reported cells); with
+    ``cfg.reuse``, train each distinct trajectory once and re-time the rest
+    (:mod:`gradcode.experiments.reuse`)."""
+    if not getattr(cfg, "reuse", False) or not todo:
+        yield from _execute(cfg, todo, runs, jobs)
+        return
+    sketch_dir = runs.parent / "sketch" / runs.name
+    need = [
+        c
+        for c in cells
+        if cfg.run_config(c).backend == "local"
+        and reuse.read_sketch(cfg.run_config(c), reuse.sketch_path(sketch_dir, c.cell_id)) is None
+    ]
+    with _Progress(progress is True, len(need), 0, "replays") as tick:
+        for c, _out in _execute(cfg, need, sketch_dir, jobs, kind="sketch"):
+            tick(c, "ok", 0)
+    pending = {c.cell_id for c in todo}
+    trained = {
+        c.cell_id
+        for c in cells
+        if c.cell_id not in pending and not _retimed(runs / c.cell_id)
+    }
+    rep = reuse.classes(cfg, cells, sketch_dir, first=trained)
+    real = [c for c in todo if rep[c.cell_id] is c]
+    yield from _execute(cfg, real, runs, jobs)
+    fallback = []
+    for c in todo:
+        ref = rep[c.cell_id]
+        if ref is c:
+            continue
+        rc, ref_dir = cfg.run_config(c), runs / ref.cell_id
+        sk = reuse.read_sketch(rc, reuse.sketch_path(sketch_dir, c.cell_id))
+        if sk is None or not is_finished(cfg.run_config(ref), ref_dir) or _retimed(ref_dir):
+            fallback.append(c)  # its class's run failed: train this one itself
+            continue
+        t0 = time.perf_counter()
+        try:
+            reuse.retime(rc, runs / c.cell_id, ref_dir, ref.cell_id, sk)
+        except (OSError, ValueError):
+            fallback.append(c)
+            continue
+        secs = time.perf_counter() - t0
+        meta = {"seconds": secs, "schedule_digest": schedule_digest(rc), "retimed_from": ref.cell_id}
+        (runs / c.cell_id / "cell.json").write_text(json.dumps(meta, allow_nan=False))
+        yield c, ("ok", "", secs)
+    yield from _execute(cfg, fallback, runs, jobs)
+
+
+def _retimed(run_dir: Path) -> bool:
+    return bool((_read_json(run_dir / "summary.json") or {}).get("retimed_from"))
+
+
+def _execute(cfg, todo: list, runs: Path, jobs: int, kind: str = "run") -> Iterable:
+    """Run (``kind="run"``) or replay (``"sketch"``) cells, in ``jobs`` processes."""
     if jobs <= 1 or len(todo) <= 1:
         import torch
 
@@ -288,7 +365,7 @@ def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> 
         torch.set_num_threads(1)  # tiny models: intra-op threads only add contention
         try:
             for c in todo:
-                yield c, run_cell(cfg.run_config(c), runs / c.cell_id)
+                yield c, _JOBS[kind](cfg.run_config(c), str(runs / c.cell_id))
         finally:
             torch.set_num_threads(threads)
         return
@@ -300,7 +377,8 @@ def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> 
         jobs, mp_context=ctx, initializer=_pool_init, initargs=(os.getpid(),)
     )
     try:
-        futs = {pool.submit(_pool_run, cfg.run_config(c), str(runs / c.cell_id)): c for c in todo}
+        fn = _JOBS[kind]
+        futs = {pool.submit(fn, cfg.run_config(c), str(runs / c.cell_id)): c for c in todo}
         for fut in as_completed(futs):
             c = futs[fut]
             try:
@@ -322,8 +400,9 @@ def _execute(cfg: ExperimentConfig, todo: list[Cell], runs: Path, jobs: int) -> 
 class _Progress:
     """A rich progress bar over the grid, or a callable hook, or nothing."""
 
-    def __init__(self, progress, total: int, done: int) -> None:
+    def __init__(self, progress, total: int, done: int, label: str = "cells") -> None:
         self.progress, self.total, self.done = progress, total, done
+        self.label = label
         self.bar = None
 
     def __enter__(self):
@@ -339,7 +418,7 @@ class _Progress:
             )
 
             self.bar = Progress(
-                TextColumn("cells"),
+                TextColumn(self.label),
                 MofNCompleteColumn(),
                 BarColumn(),
                 TextColumn("{task.fields[info]}"),
@@ -384,6 +463,9 @@ def _config_columns(rc: RunConfig) -> dict:
         "eval_every": rc.eval_every,
         "deadline": "" if rc.deadline is None else rc.deadline,
         "backend": rc.backend,
+        "batch_size": "" if rc.batch_size is None else rc.batch_size,
+        "target_accuracy": "" if rc.target_accuracy is None else rc.target_accuracy,
+        "time_scale": "" if rc.time_scale is None else rc.time_scale,
     }
 
 
@@ -396,7 +478,7 @@ def collect_results(cfg: ExperimentConfig, out_dir: str | Path) -> tuple[Path, P
         rc = tuned.run_config(cell)
         d = out_dir / "runs" / cell.cell_id
         row = {**cell.row(), **_config_columns(rc), "status": "missing", "error": ""}
-        row["tuned"] = (cell.group, cell.scheme) in tuned.chosen
+        row["tuned"] = cfg.tune_key(cell) in tuned.chosen
         row["tune_seed"] = "" if cfg.tune is None else cfg.tune.seed
         row.update({k: "" for k in SUMMARY_COLUMNS})
         row.update(runtime_seconds="", schedule_digest="")

@@ -263,8 +263,14 @@ class RunConfig:
     dtype: str = "float32"  # of weights, gradients and messages ("float64" for exactness)
     threads: int = 1  # torch intra-op threads of the in-process computation
     lr_schedule: str = "constant"  # or "cosine": lr -> 0 over the run's rounds
+    #: Stop at the first evaluation whose test accuracy reaches this (None: run every round).
+    target_accuracy: float | None = None
 
     def __post_init__(self) -> None:
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            raise ValueError(
+                f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}"
+            )
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.dtype not in ("float32", "float64"):

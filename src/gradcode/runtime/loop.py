@@ -71,6 +71,8 @@ class LoopConfig:
     on_undecodable: str = "fallback"
     scheduler: Callable | None = None
     clip_grad_norm: float | None = None
+    #: End training at the first evaluation with ``test_accuracy >= target_accuracy``.
+    target_accuracy: float | None = None
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -220,6 +222,8 @@ def train(
             progress(rec)
         if "train_loss" in rec and not math.isfinite(rec["train_loss"]):
             stop(f"round {t}: the training loss is {rec['train_loss']}; stopping", round_=t + 1)
+        if reached_target(rec, cfg.target_accuracy):
+            break
         if (
             checkpoint_path is not None
             and cfg.checkpoint_every
@@ -227,7 +231,18 @@ def train(
         ):
             checkpoint(t + 1)
     state_dict = oracle.state_dict(w) if hasattr(oracle, "state_dict") else None
-    return TrainResult(w.detach().clone(), cfg.rounds, clock, history, stopped, state_dict)
+    done = history[-1]["round"] + 1 if history else start
+    return TrainResult(w.detach().clone(), done, clock, history, stopped, state_dict)
+
+
+def reached_target(rec: dict, target: float | None) -> bool:
+    """Did this round's evaluation reach the test-accuracy ``target``?
+
+    >>> reached_target({"test_accuracy": 0.9}, 0.85), reached_target({"round": 3}, 0.85)
+    (True, False)
+    """
+    acc = rec.get("test_accuracy")
+    return target is not None and acc is not None and acc >= target
 
 
 class JsonLinesLog:

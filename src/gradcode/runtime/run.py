@@ -32,7 +32,15 @@ from ..codes import make_scheme
 from .checkpoint import atomic_torch_save, atomic_write_text, dumps_strict, strict
 from .cluster import LocalCluster, Schedule
 from .config import RunConfig, check_resume
-from .loop import JsonLinesLog, LoopConfig, OptimizerConfig, TrainResult, read_json_lines, train
+from .loop import (
+    JsonLinesLog,
+    LoopConfig,
+    OptimizerConfig,
+    TrainResult,
+    read_json_lines,
+    reached_target,
+    train,
+)
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -101,6 +109,7 @@ def loop_config(cfg: RunConfig) -> LoopConfig:
         checkpoint_every=cfg.checkpoint_every,
         on_undecodable=cfg.on_undecodable,
         scheduler=_cosine(cfg.rounds) if cfg.lr_schedule == "cosine" else None,
+        target_accuracy=cfg.target_accuracy,
     )
 
 
@@ -155,20 +164,7 @@ def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> T
         finally:
             log.close()
             cluster.close()
-    summary = {
-        "scheme": cfg.scheme,
-        "rounds": result.rounds,
-        "wall_clock": result.wall_clock,
-        **{
-            k: v
-            for k, v in result.final().items()
-            if k in ("train_loss", "test_loss", "test_accuracy", "epoch")
-        },
-        "exact_fraction": float(np.mean([h["exact"] for h in result.history])),
-        "mean_staleness": float(np.mean([h["staleness_mean"] for h in result.history])),
-        "fallback_rounds": int(sum(bool(h["notes"]) for h in result.history)),
-        **skipped_steps(result.history),
-    }
+    summary = summarize(cfg, result.history, result.wall_clock)
     if "warning" in summary:
         warnings.warn(
             f"gradcode: {summary['warning']} (see {out_dir / 'summary.json'})", stacklevel=2
@@ -177,6 +173,32 @@ def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> T
     if result.state_dict is not None:
         atomic_torch_save(result.state_dict, out_dir / "model.pt")
     return result
+
+
+def summarize(cfg: RunConfig, history: list[dict], wall_clock: float) -> dict:
+    """The ``summary.json`` of a run with per-round records ``history``: rounds done,
+    clock, the last evaluation, exactness, staleness, fallbacks, skipped steps, and
+    whether ``cfg.target_accuracy`` was reached (``None`` without a target)."""
+    evals = [h for h in history if "train_loss" in h]
+    final = evals[-1] if evals else {}
+    reached = None
+    if cfg.target_accuracy is not None:
+        reached = any(reached_target(h, cfg.target_accuracy) for h in evals)
+    return {
+        "scheme": cfg.scheme,
+        "rounds": history[-1]["round"] + 1 if history else 0,
+        "wall_clock": wall_clock,
+        **{
+            k: v
+            for k, v in final.items()
+            if k in ("train_loss", "test_loss", "test_accuracy", "epoch")
+        },
+        "exact_fraction": float(np.mean([h["exact"] for h in history])),
+        "mean_staleness": float(np.mean([h["staleness_mean"] for h in history])),
+        "fallback_rounds": int(sum(bool(h["notes"]) for h in history)),
+        **({} if reached is None else {"reached_target": reached}),
+        **skipped_steps(history),
+    }
 
 
 #: A run whose optimizer skipped this many consecutive rounds is flagged (warning + summary).
