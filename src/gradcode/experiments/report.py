@@ -57,7 +57,8 @@ from .report_figures import (
     group_figure,
     group_title,
 )
-from .tuning import rounds_to_target, target_of, time_to_target
+from .report_study import target_for, target_text, write_study
+from .tuning import rounds_to_target, time_to_target
 
 BASELINE = "dgd"
 
@@ -141,12 +142,8 @@ def analyse(results_dir: str | Path, **settings) -> dict:
             by_gs[r["group"], r["seed"]][r["scheme"]] = r
     for (group, seed), schemes in sorted(by_gs.items()):
         base = schemes.get(BASELINE)
-        if rep.get("target") is not None:
-            target = float(rep["target"])
-        elif base is not None:
-            target = target_of(curves[base["cell_id"]], metric, float(rep["target_at"]))
-        else:
-            target = None
+        base_curve = curves[base["cell_id"]] if base is not None else None
+        target = target_for(rep, list(schemes.values()), base_curve)
         has_base = base is not None and target is not None
         t_base = time_to_target(curves[base["cell_id"]], metric, target) if has_base else math.nan
         r_base = rounds_to_target(curves[base["cell_id"]], metric, target) if has_base else math.nan
@@ -160,9 +157,15 @@ def analyse(results_dir: str | Path, **settings) -> dict:
                 {
                     "group": group,
                     "task": f"{r['dataset']}/{r['model']}",
+                    "partitioning": r.get("partitioning"),
+                    "s": r.get("s"),
                     "seed": seed,
                     "scheme": scheme,
                     "straggler": r["straggler"],
+                    "cell_id": r["cell_id"],
+                    "backend": r.get("backend") or "local",
+                    "retimed_from": r.get("retimed_from") or "",
+                    "metric": metric,
                     "target": target,
                     "time_to_target": ttt,
                     "ratio_vs_dgd": ratio,
@@ -324,11 +327,10 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         images.append(_group_figure(g, groups[g], curves, per_run, out / f"group_{g}.png"))
 
     rep = an["settings"]
-    target_txt = (
-        f"absolute target {rep['target']}"
-        if rep.get("target") is not None
-        else f"the {rep['metric']} DGD reaches at {rep['target_at']:g} of its rounds (per seed)"
-    )
+    titles = {f"group_{g}": group_title(groups[g]) for g in groups}
+    group_titles = {g: group_title(groups[g]) for g in groups}
+    study_html, study_images = write_study(out, per_run, round_rows, rep["metric"], group_titles)
+    target_txt = target_text(rep, ok_rows)
     failed = [r for r in all_rows if r["status"] != "ok"]
     skipped = _read_skipped(results_dir / "skipped.csv")
     exp = _experiment(results_dir)
@@ -353,6 +355,7 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         "<h3>By dataset/model</h3>",
         _html_table(by_task, "task"),
     ]
+    parts.append(study_html)
     if fid_rows:
         parts.append(fidelity_html(fid_rows))
     if skipped:
@@ -365,7 +368,8 @@ def render_report(results_dir: str | Path, **settings) -> Path:
                   for r in failed]  # fmt: skip
         parts.append("</ul>")
     parts.append("<h2>Figures</h2>")
-    titles = {f"group_{g}": group_title(groups[g]) for g in groups}
+    images += [p for p, _ in study_images]
+    titles.update({p.stem: t for p, t in study_images})
     titles["headline"] = "Time-to-target ratio vs DGD, all groups"
     if fid_rows:
         images.append(_fidelity_figure(fid_points, out / "fidelity.png"))
