@@ -197,8 +197,10 @@ def fmt(x, digits: int = 3) -> str:
 
 
 def fmt_ci(row: dict, name: str, digits: int = 3) -> str:
-    """``"0.900 [0.652, 1.148]"``; ``"0.900 [–]"`` without an interval."""
+    """``"0.900 [0.652, 1.148]"``; ``"0.900 [–]"`` without an interval; "–" without a mean."""
     lo, hi = row[f"{name}_ci_low"], row[f"{name}_ci_high"]
+    if not np.isfinite(row[f"{name}_mean"]):
+        return "–"
     ci = "–" if not np.isfinite(lo) else f"{fmt(lo, digits)}, {fmt(hi, digits)}"
     return f"{fmt(row[f'{name}_mean'], digits)} [{ci}]"
 

@@ -34,7 +34,7 @@ def task_title(task: str, rows: list[dict]) -> str:
         else "one fixed learning rate (not tuned)"
     )
     same = "every scheme sees the same seeded straggler schedule"
-    return f"{task}: time to target / DGD's; {same}; {lr}"
+    return f"{task}: time to target / DGD's (95% CI over seeds)\n{same}; {lr}"
 
 
 def task_figure(task: str, rows: list[dict]):
