@@ -274,7 +274,7 @@ def task_markdown(rows: list[dict]) -> str:
 # ---------------------------------------------------------------- files and HTML
 
 
-def _csv_text(rows: list[dict]) -> str:
+def csv_text(rows: list[dict]) -> str:
     import csv
     import io
 
@@ -317,14 +317,14 @@ def write_study(out, per_run: list[dict], round_rows: list[dict], metric: str, t
     rows = headline_by_task(per_run)
     if not rows:
         return "", []
-    (out / "headline_by_task.csv").write_text(_csv_text(rows))
+    (out / "headline_by_task.csv").write_text(csv_text(rows))
     (out / "headline_by_task.md").write_text(task_markdown(rows))
     images = write_task_figures(rows, out)
     parts = ["<h2>Headline by task</h2>", f"<p>{NOTE}</p>"]
     parts.append(_html_tables(rows, TASK_COLUMNS, task_table_rows, "h3"))
     wall, curves = wallclock(per_run, round_rows, metric)
     if wall:
-        (out / "wallclock.csv").write_text(_csv_text(wall))
+        (out / "wallclock.csv").write_text(csv_text(wall))
         (out / "wallclock.md").write_text(wall_markdown(wall))
         parts.append("<h2>Ray: wall clock vs simulated clock</h2>")
         parts.append(
@@ -342,6 +342,7 @@ __all__ = [
     "EXACT_CODES",
     "best_exact",
     "ci95",
+    "csv_text",
     "headline_by_task",
     "target_for",
     "write_study",
