@@ -301,6 +301,12 @@ def test_wallclock_converts_both_clocks_to_seconds(ray_study):
     c = curves["fmnist-iid-se-s1-pgc-0"]
     assert c["wall"][-1] == pytest.approx(0.8 * 8 * SCALE)
     assert c["sim"][-1] == pytest.approx(0.8 * 8 * SCALE / 1.25)
+    # rounds without their own time_scale: results.csv's column is used
+    bare = [{k: v for k, v in r.items() if k != "time_scale"}
+            for r in read_csv(ray_study / "rounds.csv")]  # fmt: skip
+    again, _ = wallclock(an["per_run"], bare, "test_accuracy")
+    for key in ("wall_time_to_target_s_mean", "sim_ratio_vs_dgd_mean", "fidelity"):
+        assert [r[key] for r in again] == pytest.approx([r[key] for r in rows], nan_ok=True)
 
 
 def test_ray_report_writes_wallclock_files_and_keeps_fidelity(ray_study):

@@ -175,6 +175,7 @@ def analyse(results_dir: str | Path, **settings) -> dict:
                     "straggler": r["straggler"],
                     "cell_id": r["cell_id"],
                     "backend": r.get("backend") or "local",
+                    "time_scale": r.get("time_scale"),
                     "retimed_from": r.get("retimed_from") or "",
                     "metric": metric,
                     "target": target,

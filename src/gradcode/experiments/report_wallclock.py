@@ -31,11 +31,14 @@ from .report_study import (
 from .tuning import reached
 
 
-def ray_curves(round_rows: list[dict], cells: set[str], metric: str) -> dict[str, dict]:
+def ray_curves(
+    round_rows: list[dict], cells: set[str], metric: str, scales: dict | None = None
+) -> dict[str, dict]:
     """cell_id -> the evaluation rounds of a Ray run on both clocks, in seconds.
 
     ``wall``: ``time * time_scale``; ``sim``: cumulative ``predicted_duration *
     time_scale``; ``measured`` / ``predicted``: every round's duration in seconds.
+    ``time_scale`` is the rounds' own, else ``scales[cell_id]`` (results.csv).
     Runs without a positive ``time_scale`` or a prediction are left out."""
     by_cell: dict[str, list[dict]] = defaultdict(list)
     for r in round_rows:
@@ -45,6 +48,8 @@ def ray_curves(round_rows: list[dict], cells: set[str], metric: str) -> dict[str
     for cid, rows in by_cell.items():
         rows.sort(key=lambda r: r["round"])
         scale = rows[0].get("time_scale")
+        if scale is None:
+            scale = (scales or {}).get(cid)
         preds = [r.get("predicted_duration") for r in rows]
         if not isinstance(scale, int | float) or scale <= 0 or None in preds:
             continue
@@ -71,7 +76,8 @@ def _first(curve: dict, clock: str, metric: str, target) -> float:
 def wallclock(per_run: list[dict], round_rows: list[dict], metric: str) -> tuple[list, dict]:
     """One row per (task, partitioning, straggler, s, scheme) of the Ray runs."""
     ray = [p for p in per_run if p.get("backend") == "ray"]
-    curves = ray_curves(round_rows, {p["cell_id"] for p in ray}, metric)
+    scales = {p["cell_id"]: p.get("time_scale") for p in ray}
+    curves = ray_curves(round_rows, set(scales), metric, scales)
     runs = []
     for p in ray:
         c = curves.get(p["cell_id"])
