@@ -47,7 +47,7 @@ import numpy as np
 from scipy import stats
 
 from .report_figures import _scheme_order
-from .tuning import target_of
+from .tuning import higher_is_better, target_of
 
 BASELINE = "dgd"
 #: The codes that recover the exact full gradient (candidates for "best exact code").
@@ -90,7 +90,7 @@ def target_for(rep: dict, rows: list[dict], base_curve: dict | None) -> float | 
     task = task_label(rows[0])
     if task in targets:
         return float(targets[task])
-    if metric == "test_accuracy":
+    if higher_is_better(metric):
         col = [r.get("target_accuracy") for r in rows]
         col = [float(x) for x in col if isinstance(x, int | float) and np.isfinite(x)]
         if col:
@@ -107,7 +107,7 @@ def target_text(rep: dict, rows: list[dict]) -> str:
     metric, parts = rep["metric"], []
     if rep.get("targets"):
         parts.append("per task " + ", ".join(f"{k} {v}" for k, v in rep["targets"].items()))
-    if metric == "test_accuracy" and any(r.get("target_accuracy") is not None for r in rows):
+    if higher_is_better(metric) and any(r.get("target_accuracy") is not None for r in rows):
         parts.append("each task's target_accuracy (results.csv)")
     if rep.get("target") is not None:
         parts.append(f"absolute target {rep['target']}")
