@@ -46,7 +46,8 @@ def test_report_renders_html_with_images_and_table(ci_results, tmp_path):
     text = path.read_text()
     imgs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     # headline + one figure per group (2 straggler models x 1 task x 1 s x 1 partitioning)
-    assert len(imgs) == 3
+    # + one per-task figure (issue 14)
+    assert len(imgs) == 4
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in imgs)
     assert "<table>" in text and "time-to-target ratio vs DGD" in text
     for scheme in ("dgd", "is_sgd", "frc", "pgc", "pgc_reference"):
@@ -54,7 +55,7 @@ def test_report_renders_html_with_images_and_table(ci_results, tmp_path):
     assert "cyclic_mds at s=2" in text  # the skipped note
     assert 'src="http' not in text and "<link" not in text  # self-contained
     pngs = sorted(p.name for p in (results / "report").glob("*.png"))
-    assert "headline.png" in pngs and len(pngs) == 3
+    assert "headline.png" in pngs and "task_breast_cancer_logreg.png" in pngs and len(pngs) == 4
     md = (results / "report" / "headline.md").read_text()
     assert md.startswith("| scheme |") and "By straggler model" in md and "By dataset/model" in md
 

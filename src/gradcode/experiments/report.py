@@ -16,15 +16,24 @@
 * for Ray runs only (their rounds log the simulator's prediction):
   ``fidelity.csv`` and ``fidelity.png`` -- measured vs predicted round time
   per (group, scheme), see :mod:`gradcode.experiments.report_fidelity`;
+* ``headline_by_task.csv`` / ``.md`` and ``task_<task>.png`` -- per task,
+  straggler model and ``s``: ratios vs DGD and vs the best exact code with 95%
+  t-intervals over seeds (:mod:`gradcode.experiments.report_study`);
+* for Ray runs: ``wallclock.csv`` / ``.md`` and ``wallclock_<group>.png`` --
+  time to target on the measured and the simulated clock, in seconds
+  (:mod:`gradcode.experiments.report_wallclock`);
 * ``report.html`` -- titled by the experiment's name: its run parameters,
   the tuned learning rates (``[tune]``), the tables, and everything above,
   images embedded as base64.
 
-Time to target.  For each (group, seed) the target is the training loss
-(``[report] metric``) DGD reaches at ``target_at`` of its rounds (the last
-evaluation at or before that round; ``target_at = 1`` is DGD's final loss),
-or the absolute ``[report] target``.  A run's time to target is the simulated
-time of its first evaluation at or below the target (``inf`` if never); the
+Time to target.  For each (group, seed) the target of ``[report] metric``
+(``train_loss``, ``test_loss`` or ``test_accuracy``) is, in this order,
+``[report] targets[task]``, the ``target_accuracy`` column (accuracy only),
+the absolute ``[report] target``, or the metric DGD reaches at ``target_at``
+of its rounds (the last evaluation at or before that round; ``target_at = 1``
+is DGD's final value); see :func:`gradcode.experiments.report_study.target_for`.
+A run's time to target is the simulated time of its first evaluation that
+reaches the target (accuracy ``>=``, loss ``<=``; ``inf`` if never); the
 ratio vs DGD is taken per seed (both runs saw the same straggler schedule),
 then averaged over the seeds where the scheme reached the target.  The
 rounds-to-target ratio (rounds at that first evaluation, per seed, vs DGD's)
@@ -57,7 +66,10 @@ from .report_figures import (
     group_figure,
     group_title,
 )
-from .tuning import rounds_to_target, target_of, time_to_target
+from .report_page import experiment, params_html, tuning_html
+from .report_study import csv_text as _csv_text
+from .report_study import target_for, target_text, write_study
+from .tuning import rounds_to_target, time_to_target
 
 BASELINE = "dgd"
 
@@ -141,12 +153,8 @@ def analyse(results_dir: str | Path, **settings) -> dict:
             by_gs[r["group"], r["seed"]][r["scheme"]] = r
     for (group, seed), schemes in sorted(by_gs.items()):
         base = schemes.get(BASELINE)
-        if rep.get("target") is not None:
-            target = float(rep["target"])
-        elif base is not None:
-            target = target_of(curves[base["cell_id"]], metric, float(rep["target_at"]))
-        else:
-            target = None
+        base_curve = curves[base["cell_id"]] if base is not None else None
+        target = target_for(rep, list(schemes.values()), base_curve)
         has_base = base is not None and target is not None
         t_base = time_to_target(curves[base["cell_id"]], metric, target) if has_base else math.nan
         r_base = rounds_to_target(curves[base["cell_id"]], metric, target) if has_base else math.nan
@@ -160,9 +168,16 @@ def analyse(results_dir: str | Path, **settings) -> dict:
                 {
                     "group": group,
                     "task": f"{r['dataset']}/{r['model']}",
+                    "partitioning": r.get("partitioning"),
+                    "s": r.get("s"),
                     "seed": seed,
                     "scheme": scheme,
                     "straggler": r["straggler"],
+                    "cell_id": r["cell_id"],
+                    "backend": r.get("backend") or "local",
+                    "time_scale": r.get("time_scale"),
+                    "retimed_from": r.get("retimed_from") or "",
+                    "metric": metric,
                     "target": target,
                     "time_to_target": ttt,
                     "ratio_vs_dgd": ratio,
@@ -324,14 +339,13 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         images.append(_group_figure(g, groups[g], curves, per_run, out / f"group_{g}.png"))
 
     rep = an["settings"]
-    target_txt = (
-        f"absolute target {rep['target']}"
-        if rep.get("target") is not None
-        else f"the {rep['metric']} DGD reaches at {rep['target_at']:g} of its rounds (per seed)"
-    )
+    titles = {f"group_{g}": group_title(groups[g]) for g in groups}
+    group_titles = {g: group_title(groups[g]) for g in groups}
+    study_html, study_images = write_study(out, per_run, round_rows, rep["metric"], group_titles)
+    target_txt = target_text(rep, ok_rows)
     failed = [r for r in all_rows if r["status"] != "ok"]
     skipped = _read_skipped(results_dir / "skipped.csv")
-    exp = _experiment(results_dir)
+    exp = experiment(results_dir)
     name = html.escape(str(exp.get("name") or results_dir.name))
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -339,8 +353,8 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         f"<style>{CSS}</style></head><body>",
         f"<h1>{name}</h1>",
         f"<p>Results directory {html.escape(str(results_dir))}.</p>",
-        _params_html(exp, all_rows),
-        _tuning_html(exp, results_dir),
+        params_html(exp, all_rows),
+        tuning_html(exp, results_dir, read_csv),
         f"<p>{len(ok_rows)} finished cells, {len(failed)} failed or missing, "
         f"{len(skipped)} skipped, {len(groups)} groups. Target: {html.escape(target_txt)}; "
         "ratio = scheme's simulated time to target / DGD's, per seed (same straggler schedule), "
@@ -353,6 +367,7 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         "<h3>By dataset/model</h3>",
         _html_table(by_task, "task"),
     ]
+    parts.append(study_html)
     if fid_rows:
         parts.append(fidelity_html(fid_rows))
     if skipped:
@@ -365,7 +380,8 @@ def render_report(results_dir: str | Path, **settings) -> Path:
                   for r in failed]  # fmt: skip
         parts.append("</ul>")
     parts.append("<h2>Figures</h2>")
-    titles = {f"group_{g}": group_title(groups[g]) for g in groups}
+    images += [p for p, _ in study_images]
+    titles.update({p.stem: t for p, t in study_images})
     titles["headline"] = "Time-to-target ratio vs DGD, all groups"
     if fid_rows:
         images.append(_fidelity_figure(fid_points, out / "fidelity.png"))
@@ -376,94 +392,6 @@ def render_report(results_dir: str | Path, **settings) -> Path:
     path = out / "report.html"
     path.write_text("\n".join(parts))
     return path
-
-
-def _experiment(results_dir: Path) -> dict:
-    path = results_dir / "experiment.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        return {}
-
-
-def _params_html(exp: dict, rows: list[dict]) -> str:
-    """The run parameters: workers, rounds, optimizer, lr (or tuning), straggler specs."""
-    if not exp:
-        return ""
-    tune = exp.get("tune")
-    lr = (
-        f"tuned per scheme and group from {tune['lr']} (tuning seed {tune['seed']})"
-        if tune
-        else f"{exp.get('lr')} for every scheme (task overrides: see lr column)"
-    )
-    items = [
-        ("workers", exp.get("workers")),
-        ("rounds", exp.get("rounds")),
-        ("optimizer", f"{exp.get('optimizer')}, momentum {exp.get('momentum')}"),
-        ("learning rate", lr),
-        ("evaluation every", f"{exp.get('eval_every')} rounds"),
-        ("deadline", exp.get("deadline") or "none"),
-        ("backend", exp.get("backend")),
-        ("seeds (reported)", sorted({r["seed"] for r in rows})),
-    ]
-    for name, spec in (exp.get("stragglers") or {}).items():
-        text = " + ".join(f"{k} {v}" for k, v in spec.items() if v is not None)
-        items.append((f"stragglers '{name}'", text))
-    lis = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in items)
-    return f"<h2>Run parameters</h2><ul>{lis}</ul>"
-
-
-def _tuning_html(exp: dict, results_dir: Path) -> str:
-    path = results_dir / "tuning.csv"
-    if not exp.get("tune") or not path.is_file():
-        return ""
-    chosen = [r for r in read_csv(path) if r["chosen"]]
-    th = "".join(
-        f"<th>{c}</th>"
-        for c in (
-            "group",
-            "scheme",
-            "lr",
-            "momentum",
-            "time to target (tuning seed)",
-            "rounds to target",
-            "final accuracy",
-        )
-    )
-    trs = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(v))}</td>"
-            for v in (
-                r["group"],
-                r["scheme"],
-                r["lr"],
-                r["momentum"],
-                _fmt(r["time_to_target"], 2),
-                _fmt(r["rounds_to_target"], 0),
-                _fmt(r["final_accuracy"]),
-            )
-        )
-        + "</tr>"
-        for r in chosen
-    )
-    return (
-        "<h2>Tuned learning rates</h2><p>Each scheme's lr (and momentum) per group, chosen on "
-        f"tuning seed {exp['tune']['seed']} (not reported) by time to target, ties by final "
-        "accuracy; every candidate is in tuning.csv.</p>"
-        f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-    )
-
-
-def _csv_text(rows: list[dict]) -> str:
-    import io
-
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return buf.getvalue()
 
 
 def _write_headline_csv(path: Path, head: list[dict]) -> None:

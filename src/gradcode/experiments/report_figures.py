@@ -4,7 +4,10 @@ Conventions (issue 13.8): every panel has a y label with units; one legend per
 figure, shared by all panels, with a distinct line style per scheme
 (:data:`gradcode.experiments.plotting.SCHEME_STYLE`), so curves that coincide
 stay visible; bands and error bars are sample standard deviations over seeds
-(``ddof = 1``); titles say what the group is and how learning rates were chosen.
+(``ddof = 1``), except time to target: a 95% t-interval over the seeds that
+reached it (:func:`gradcode.experiments.report_study.ci95`); the report's
+target is a dashed line on its metric's panels; titles say what the group is and
+how learning rates were chosen.
 """
 
 from __future__ import annotations
@@ -91,13 +94,14 @@ def group_figure(group: str, rows: list[dict], curves: dict, per_run: list[dict]
             (line,) = ax.plot(x, mu, markevery=max(1, m // 6), markersize=5, **st)
             ax.fill_between(x, mu - sd, mu + sd, color=st.get("color"), alpha=0.12, lw=0)
             handles[scheme] = line
+    runs = [p for p in per_run if p["group"] == group]
+    _target_lines(panels, runs)
     for ax, xk, yk in panels:
         ax.set_xlabel(TIME_UNITS if xk == "time" else "round")
         ax.set_ylabel(yk.replace("_", " ") + (" (fraction)" if yk.endswith("accuracy") else ""))
         if yk.endswith("loss"):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    runs = [p for p in per_run if p["group"] == group]
     _bars(
         axes[0, 2], schemes, runs, "time_per_round", "time per iteration", f"{TIME_UNITS} per round"
     )
@@ -123,11 +127,33 @@ def group_figure(group: str, rows: list[dict], curves: dict, per_run: list[dict]
     return fig
 
 
+def _target_lines(panels, runs) -> None:
+    """The target as a dashed line on the panels of the report's metric (mean over seeds)."""
+    metric = next((p.get("metric") for p in runs if p.get("metric")), None)
+    targets = [p["target"] for p in runs if p.get("target") is not None]
+    if not targets:
+        return
+    for ax, _, yk in panels:
+        if yk == metric:
+            ax.axhline(float(np.mean(targets)), color="gray", lw=1, ls="--", zorder=0)
+
+
+def _ci_half(xs) -> tuple[float, float]:
+    """Mean and 95% t-interval half-width over seeds (nan half-width for one value)."""
+    from .report_study import ci95
+
+    mu, lo, _ = ci95(xs)
+    return mu, mu - lo
+
+
 def _bars(ax, schemes, runs, key, title, ylabel):
+    """Bars of ``key`` per scheme: mean over seeds; error bar: sample std, or for time to
+    target the 95% t-interval over the seeds that reached it."""
     xs, mus, sds, colors, notes = [], [], [], [], []
+    spread = _ci_half if key == "time_to_target" else _mean_std
     for i, s in enumerate(schemes):
         vals = [p[key] for p in runs if p["scheme"] == s]
-        mu, sd = _mean_std(vals)
+        mu, sd = spread(vals)
         xs.append(i)
         mus.append(0.0 if not np.isfinite(mu) else mu)
         sds.append(0.0 if not np.isfinite(sd) else sd)
@@ -140,7 +166,8 @@ def _bars(ax, schemes, runs, key, title, ylabel):
             ax.annotate(note, (x, mu), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(xs, [style(s).get("label", s) for s in schemes], rotation=45, ha="right",
                   fontsize=7)  # fmt: skip
-    ax.set_title(title + (" (reached/runs)" if key == "time_to_target" else ""), fontsize=9)
+    ax.set_title(title + (" (95% CI; reached/runs)" if key == "time_to_target" else ""),
+                 fontsize=9)  # fmt: skip
     ax.set_ylabel(ylabel)
 
 

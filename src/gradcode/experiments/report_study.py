@@ -1,0 +1,350 @@
+"""Per-task tables of the PGC study (issue 14): targets, 95% CIs, best exact code, Ray clocks.
+
+What is compared.  Every (task, partitioning, straggler model, ``s``) is one
+comparison *group*; inside it every scheme runs on the same seeds, and one seed
+fixes one straggler schedule, so the runs of two schemes with the same seed saw
+exactly the same slow workers.  That is why every ratio here is taken *per seed*:
+
+* **time-to-target ratio vs DGD** of a scheme on seed ``k`` is
+  ``T_scheme(k) / T_dgd(k)``, where ``T`` is the simulated time of the first
+  evaluation that reaches the target (below 1: the scheme got there faster);
+* **ratio vs the best exact code** is ``T_scheme(k) / T_best(k)``; the best exact
+  code of a group is, among ``frc``, ``crc``, ``cyclic_mds`` and ``partial``
+  (the codes that recover the full gradient) present in it, the one with the
+  smallest mean simulated time to target over the seeds (a code that missed the
+  target on some seed ranks after every code that reached it on more seeds);
+* **rounds-to-target ratio vs DGD**: the same with rounds instead of time, to
+  separate "fewer rounds" from "cheaper rounds".
+
+A run that never reaches its target has time to target ``inf``; a ratio is
+averaged over the seeds where *both* runs reached the target (``reached/runs``
+says how many of a scheme's runs did).
+
+The target.  For each (group, seed), in this order: ``[report] targets`` keyed
+by task label (``{"fashion_mnist/mlp" = 0.85}``, in the metric's units); with
+``metric = "test_accuracy"``, the row's ``target_accuracy`` column (the task's
+absolute accuracy target, at which the harness stops a run early); the
+absolute ``[report] target``; else the value of the metric DGD reaches at
+``target_at`` of its rounds.  Accuracy targets are reached upwards (first
+evaluation ``>=`` target), losses downwards (:func:`gradcode.experiments.tuning.reached`).
+
+95% confidence interval.  Over the ``n`` per-seed ratios ``x_1..x_n`` (finite
+ones only): ``mean ± t_{0.975, n-1} * sd / sqrt(n)`` with ``sd`` the sample
+standard deviation (``ddof = 1``) and ``t`` Student's t quantile
+(:func:`scipy.stats.t.ppf`).  With one seed there is no interval ("–").  For
+example ratios 0.8, 0.9, 1.0: mean 0.9, sd 0.1, ``t_{0.975,2} = 4.303``, so the
+interval is 0.9 ± 0.248 = [0.652, 1.148].
+
+Ray runs: :mod:`gradcode.experiments.report_wallclock`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+from scipy import stats
+
+from .report_figures import _scheme_order
+from .tuning import higher_is_better, target_of
+
+BASELINE = "dgd"
+#: The codes that recover the exact full gradient (candidates for "best exact code").
+EXACT_CODES = ("frc", "crc", "cyclic_mds", "partial")
+
+
+def ci95(xs) -> tuple[float, float, float]:
+    """Mean and 95% t-interval ``(mean, low, high)`` of the finite values of ``xs``.
+
+    ``nan`` bounds with fewer than two values; ``(nan, nan, nan)`` with none.
+
+    >>> m, lo, hi = ci95([0.8, 0.9, 1.0])
+    >>> round(m, 3), round(lo, 3), round(hi, 3)
+    (0.9, 0.652, 1.148)
+    >>> ci95([2.0])
+    (2.0, nan, nan)
+    """
+    v = np.asarray([x for x in xs if x is not None and np.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(v.mean())
+    if v.size == 1:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return mean, mean - half, mean + half
+
+
+def task_label(row: dict) -> str:
+    return f"{row['dataset']}/{row['model']}"
+
+
+def target_for(rep: dict, rows: list[dict], base_curve: dict | None) -> float | None:
+    """The target of one (group, seed); ``rows``: its results rows (any scheme).
+
+    Order: ``[report] targets[task]``, the ``target_accuracy`` column (accuracy
+    metric only), ``[report] target``, DGD's metric at ``target_at`` of its rounds.
+    """
+    metric = rep["metric"]
+    targets = rep.get("targets") or {}
+    task = task_label(rows[0])
+    if task in targets:
+        return float(targets[task])
+    if higher_is_better(metric):
+        col = [r.get("target_accuracy") for r in rows]
+        col = [float(x) for x in col if isinstance(x, int | float) and np.isfinite(x)]
+        if col:
+            return col[0]
+    if rep.get("target") is not None:
+        return float(rep["target"])
+    if base_curve is not None and len(base_curve["round"]):
+        return target_of(base_curve, metric, float(rep["target_at"]))
+    return None
+
+
+def target_text(rep: dict, rows: list[dict]) -> str:
+    """How the targets were set, for the report page."""
+    metric, parts = rep["metric"], []
+    if rep.get("targets"):
+        parts.append("per task " + ", ".join(f"{k} {v}" for k, v in rep["targets"].items()))
+    if higher_is_better(metric) and any(r.get("target_accuracy") is not None for r in rows):
+        parts.append("each task's target_accuracy (results.csv)")
+    if rep.get("target") is not None:
+        parts.append(f"absolute target {rep['target']}")
+    parts.append(f"the {metric} DGD reaches at {rep['target_at']:g} of its rounds (per seed)")
+    return f"{metric}: " + ", else ".join(parts)
+
+
+# ---------------------------------------------------------------- per-task headline
+
+
+def seed_ratio(a: float, b: float) -> float:
+    """``a / b`` when both reached (finite, ``b > 0``); ``inf`` when only ``b`` did."""
+    if not (np.isfinite(b) and b > 0):
+        return math.nan
+    return a / b
+
+
+def best_exact(runs: list[dict]) -> str:
+    """The group's best exact code ("" if none present or none ever reached the target).
+
+    Rank: most seeds reached, then smallest mean time to target over those seeds."""
+    best, key = "", None
+    for code in EXACT_CODES:
+        ts = [p["time_to_target"] for p in runs if p["scheme"] == code]
+        fin = [t for t in ts if np.isfinite(t)]
+        if not fin:
+            continue
+        k = (-len(fin), float(np.mean(fin)))
+        if key is None or k < key:
+            best, key = code, k
+    return best
+
+
+def put_ci(row: dict, name: str, xs) -> None:
+    row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = ci95(xs)
+
+
+#: Identity columns of a group, in table order.
+GROUP_KEYS = ("task", "partitioning", "straggler", "s", "group")
+
+
+def headline_by_task(per_run: list[dict]) -> list[dict]:
+    """One row per (task, partitioning, straggler, s, scheme); see the module docstring.
+
+    ``per_run``: :func:`gradcode.experiments.report.analyse`'s rows."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for p in per_run:
+        groups[p["group"]].append(p)
+    order = sorted(groups, key=lambda g: tuple(str(groups[g][0][k]) for k in GROUP_KEYS))
+    out = []
+    for g in order:
+        runs = groups[g]
+        best = best_exact(runs)
+        t_best = {p["seed"]: p["time_to_target"] for p in runs if p["scheme"] == best}
+        for scheme in _scheme_order({p["scheme"] for p in runs}):
+            ps = sorted((p for p in runs if p["scheme"] == scheme), key=lambda p: p["seed"])
+            row = {k: ps[0][k] for k in GROUP_KEYS}
+            row.update(
+                scheme=scheme,
+                runs=len(ps),
+                reached=int(sum(np.isfinite(p["time_to_target"]) for p in ps)),
+                target=_mean([p["target"] for p in ps]),
+            )
+            put_ci(row, "time_to_target", [p["time_to_target"] for p in ps])
+            put_ci(row, "ratio_vs_dgd", [p["ratio_vs_dgd"] for p in ps])
+            row["best_exact"] = best
+            vs_best = [seed_ratio(p["time_to_target"], t_best.get(p["seed"], math.nan)) for p in ps]
+            put_ci(row, "ratio_vs_best_exact", vs_best)
+            put_ci(row, "rounds_ratio_vs_dgd", [p["rounds_ratio_vs_dgd"] for p in ps])
+            row["accuracy_mean"] = _mean([p["test_accuracy"] for p in ps])
+            row["time_per_round_mean"] = _mean([p["time_per_round"] for p in ps])
+            row["tuned"] = any(p.get("tuned") for p in ps)
+            row["retimed"] = sum(bool(p.get("retimed_from")) for p in ps)
+            out.append(row)
+    return out
+
+
+def _mean(xs) -> float:
+    v = [float(x) for x in xs if isinstance(x, int | float) and np.isfinite(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def fmt_ci(row: dict, name: str, digits: int = 3) -> str:
+    """``"0.900 [0.652, 1.148]"``; ``"0.900 [–]"`` without an interval; "–" without a mean."""
+    lo, hi = row[f"{name}_ci_low"], row[f"{name}_ci_high"]
+    if not np.isfinite(row[f"{name}_mean"]):
+        return "–"
+    ci = "–" if not np.isfinite(lo) else f"{fmt(lo, digits)}, {fmt(hi, digits)}"
+    return f"{fmt(row[f'{name}_mean'], digits)} [{ci}]"
+
+
+TASK_COLUMNS = (
+    "scheme",
+    "reached/runs",
+    "time to target (mean [95% CI])",
+    "ratio vs DGD (mean [95% CI])",
+    "ratio vs best exact code (mean [95% CI])",
+    "rounds ratio vs DGD (mean [95% CI])",
+    "final test accuracy",
+    "time/round",
+)
+
+
+def task_table_rows(rows: list[dict]) -> list[list[str]]:
+    """The cells of one group's table (columns :data:`TASK_COLUMNS`)."""
+    return [
+        [
+            r["scheme"],
+            f"{r['reached']}/{r['runs']}",
+            fmt_ci(r, "time_to_target", 2),
+            fmt_ci(r, "ratio_vs_dgd"),
+            fmt_ci(r, "ratio_vs_best_exact") + (f" ({r['best_exact']})" if r["best_exact"] else ""),
+            fmt_ci(r, "rounds_ratio_vs_dgd"),
+            fmt(r["accuracy_mean"]),
+            fmt(r["time_per_round_mean"], 2),
+        ]
+        for r in rows
+    ]
+
+
+def sections(rows: list[dict]) -> dict[str, dict[str, list[dict]]]:
+    """task -> subsection title -> that group's rows (in table order)."""
+    out: dict[str, dict[str, list[dict]]] = defaultdict(dict)
+    for r in rows:
+        title = (
+            f"stragglers '{r['straggler']}', s = {r['s']}, "
+            f"{str(r['partitioning']).replace('_', '-')} partitions"
+        )
+        sub = out[r["task"]]
+        if title in sub and sub[title][0]["group"] != r["group"]:
+            title += f" ({r['group']})"
+        sub.setdefault(title, []).append(r)
+    return out
+
+
+NOTE = (
+    "Ratios are per seed (both runs saw the same seeded straggler schedule), averaged "
+    "over the seeds where both reached the target; [low, high] is the 95% t-interval "
+    "over seeds (– with one seed). Best exact code: the exact code (frc, crc, cyclic_mds, "
+    "partial) with the smallest mean simulated time to target in the group."
+)
+
+
+def task_markdown(rows: list[dict]) -> str:
+    """``headline_by_task.md``: one section per task, one table per straggler model / s."""
+    lines = ["# Headline by task", "", NOTE, ""]
+    for task, subs in sections(rows).items():
+        lines += [f"## {task}", ""]
+        for title, rs in subs.items():
+            target = rs[0]["target"]
+            lines += [f"### {title}", "", f"Target: {fmt(target, 4)}.", ""]
+            lines += ["| " + " | ".join(TASK_COLUMNS) + " |", "|" + "---|" * len(TASK_COLUMNS)]
+            lines += ["| " + " | ".join(c) + " |" for c in task_table_rows(rs)]
+            lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- files and HTML
+
+
+def csv_text(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+def _html_tables(rows: list[dict], columns, cells, head: str) -> str:
+    import html
+
+    th = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    parts = []
+    for task, subs in sections(rows).items():
+        parts.append(f"<{head}>{html.escape(task)}</{head}>")
+        for title, rs in subs.items():
+            target = fmt(rs[0]["target"], 4)
+            parts.append(f"<p><b>{html.escape(title)}</b>; target {target}</p>")
+            trs = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                for r in cells(rs)
+            )
+            parts.append(f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>")
+    return "".join(parts)
+
+
+def write_study(out, per_run: list[dict], round_rows: list[dict], metric: str, titles: dict):
+    """Write the study's tables and figures into ``out`` (the report folder).
+
+    Files: ``headline_by_task.csv`` / ``.md``, ``task_<task>.png``; with Ray runs
+    also ``wallclock.csv`` / ``.md`` and ``wallclock_<group>.png``.  Returns the
+    HTML section and ``(path, title)`` pairs of the figures, for ``report.html``.
+    ``titles``: group -> readable title."""
+    from .report_study_figures import write_task_figures, write_wallclock_figures
+    from .report_wallclock import WALL_COLUMNS, wall_markdown, wall_table_rows, wallclock
+
+    rows = headline_by_task(per_run)
+    if not rows:
+        return "", []
+    (out / "headline_by_task.csv").write_text(csv_text(rows))
+    (out / "headline_by_task.md").write_text(task_markdown(rows))
+    images = write_task_figures(rows, out)
+    parts = ["<h2>Headline by task</h2>", f"<p>{NOTE}</p>"]
+    parts.append(_html_tables(rows, TASK_COLUMNS, task_table_rows, "h3"))
+    wall, curves = wallclock(per_run, round_rows, metric)
+    if wall:
+        (out / "wallclock.csv").write_text(csv_text(wall))
+        (out / "wallclock.md").write_text(wall_markdown(wall))
+        parts.append("<h2>Ray: wall clock vs simulated clock</h2>")
+        parts.append(
+            "<p>Wall clock = measured time &times; time_scale (seconds); simulated = cumulative "
+            "predicted round time &times; time_scale, at the same first evaluation that reached "
+            "the target; fidelity = mean measured / mean predicted round time.</p>"
+        )
+        parts.append(_html_tables(wall, WALL_COLUMNS, wall_table_rows, "h3"))
+        ray = [p for p in per_run if p["cell_id"] in curves]
+        images += write_wallclock_figures(ray, curves, titles, out)
+    return "".join(parts), images
+
+
+__all__ = [
+    "EXACT_CODES",
+    "best_exact",
+    "ci95",
+    "csv_text",
+    "headline_by_task",
+    "target_for",
+    "write_study",
+    "task_markdown",
+]
