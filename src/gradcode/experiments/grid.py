@@ -109,7 +109,7 @@ SHARED_KEYS = {
 }
 TABLES = ("stragglers", "grid", "grids", "report", "tune")
 TUNE_KEYS = ("lr", "momentum", "seed", "straggler")
-TASK_KEYS = ("dataset", "model", "lr", "batch_size", "target_accuracy", "rounds")
+TASK_KEYS = ("dataset", "model", "lr", "batch_size", "target_accuracy", "rounds", "eval_every")
 GRID_KEYS = ("schemes", "stragglers", "seeds", "tasks", "s", "partitionings")
 REPORT_KEYS = ("metric", "target_at", "target", "targets")
 DELAY_KEYS = ("base", "persistent", "bursty", "crash")
@@ -161,6 +161,7 @@ class TaskSpec:
     batch_size: int | None = None
     target_accuracy: float | None = None
     rounds: int | None = None
+    eval_every: int | None = None
 
     @property
     def label(self) -> str:
@@ -344,7 +345,7 @@ class ExperimentConfig:
             deadline=self.deadline,
             seed=cell.seed,
             backend=self.backend,
-            eval_every=self.eval_every,
+            eval_every=pick(task.eval_every, self.eval_every),
             on_undecodable=self.on_undecodable,
             data_dir=self.data_dir,
             verify=self.verify,
@@ -525,12 +526,15 @@ def _task(t, where: str) -> TaskSpec:
                 f"{', '.join(TASK_KEYS[2:])}), got {t!r}"
             )
         typed = {
-            k: _typed(t[k], int if k in ("batch_size", "rounds") else float, f"task {k}")
+            k: _typed(t[k], int if k in _INT_TASK_KEYS else float, f"task {k}")
             for k in TASK_KEYS[2:]
             if k in t
         }
         return TaskSpec(str(t["dataset"]), str(t["model"]), **typed)
     raise ValueError(f"{where}: task must be 'dataset/model' or a table, got {t!r}")
+
+
+_INT_TASK_KEYS = ("batch_size", "rounds", "eval_every")
 
 
 def _validate(cfg: ExperimentConfig) -> None:
@@ -585,7 +589,7 @@ def _validate(cfg: ExperimentConfig) -> None:
                 raise ValueError(f"unknown model {t.model!r}; choose from {models}")
             if t.lr is not None and not t.lr > 0:
                 raise ValueError(f"task {t.label}: lr must be positive, got {t.lr}")
-            for key in ("batch_size", "rounds"):
+            for key in _INT_TASK_KEYS:
                 if getattr(t, key) is not None and getattr(t, key) < 1:
                     raise ValueError(f"task {t.label}: {key} must be >= 1, got {getattr(t, key)}")
             if t.target_accuracy is not None and not 0 < t.target_accuracy <= 1:

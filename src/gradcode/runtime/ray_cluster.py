@@ -160,7 +160,7 @@ class RayCluster:
             ]
         else:  # all created at once: their start-ups run concurrently
             self.actors = [self._new_actor(w, self._opts[w]) for w in range(self.n)]
-            pings = [a.ping.remote() for a in self.actors]
+            pings = [a.ping.remote(True) for a in self.actors]
         try:  # wait until every actor is ready (a bad config fails here, clearly)
             ray.get(pings)
         except Exception as exc:

@@ -172,7 +172,19 @@ class WorkerActor:
         self.state = scheme.init_worker(w)
         return w
 
-    def ping(self) -> int:
+    def ping(self, warm: bool = False) -> int:
+        """Ready check; ``warm=True`` also computes (and discards) one gradient of the
+        worker's first partition, so one-time costs (first autograd/vmap call, page
+        faults of the data) are paid before round 0 and not timed as part of it."""
+        if warm:
+            try:
+                state = self.scheme.init_worker(self.w)
+                parts = list(self.scheme.compute_plan(state, self.w, 0))[:1]
+                init = getattr(self.task, "initial_weights", None)
+                if parts and init is not None:
+                    gradients(self.task, parts, init(), 0)
+            except Exception:  # noqa: BLE001 - warming is best effort; rounds report errors
+                pass
         return self.w
 
     def node(self) -> str:
