@@ -47,6 +47,11 @@ def experiment_run(config: Path, out_dir: Path | None = None, quiet: bool = Fals
         f"{len(res.failed)} failed, {len(res.skipped)} skipped in {res.seconds:.1f}s "
         f"-> {res.results_csv}"
     )
+    if res.retimed:
+        out.print(
+            f"  {len(res.ran) - len(res.retimed)} trained, {len(res.retimed)} re-timed from a "
+            "run with the same trajectory (results.csv: retimed_from)"
+        )
     for cid in res.failed[:10]:
         out.print(f"  failed: {cid} (see {out_dir / 'runs' / cid / 'error.txt'})")
     if cfg.tune is not None:

@@ -268,9 +268,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
-            raise ValueError(
-                f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}"
-            )
+            raise ValueError(f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.dtype not in ("float32", "float64"):

@@ -37,8 +37,8 @@ from .loop import (
     LoopConfig,
     OptimizerConfig,
     TrainResult,
-    read_json_lines,
     reached_target,
+    read_json_lines,
     train,
 )
 
