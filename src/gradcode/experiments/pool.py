@@ -22,8 +22,9 @@ from . import reuse
 from .results_io import schedule_digest
 
 
-def run_cell(rc: RunConfig, run_dir: Path) -> tuple[str, str, float]:
-    """Run one cell into ``run_dir``; never raises.  Returns (status, error, seconds)."""
+def run_cell(rc: RunConfig, run_dir: Path, actor_pool=None) -> tuple[str, str, float]:
+    """Run one cell into ``run_dir``; never raises.  Returns (status, error, seconds).
+    ``actor_pool``: a :class:`~gradcode.runtime.run.RayActorPool` shared by Ray cells."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     err_file = run_dir / "error.txt"
@@ -31,7 +32,7 @@ def run_cell(rc: RunConfig, run_dir: Path) -> tuple[str, str, float]:
     try:
         from ..runtime import run as run_module
 
-        run_module.run(rc, run_dir)
+        run_module.run(rc, run_dir, actor_pool=actor_pool)
     except Exception as exc:  # one failing cell must not stop the grid
         err_file.write_text(traceback.format_exc())
         return "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
@@ -97,12 +98,20 @@ def execute(cfg, todo: list, runs: Path, jobs: int, kind: str = "run") -> Iterab
     if jobs <= 1 or len(todo) <= 1:
         import torch
 
+        from ..runtime.run import RayActorPool
+
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny models: intra-op threads only add contention
+        actors = RayActorPool()  # Ray cells in a row start their worker actors once
         try:
             for c in todo:
-                yield c, _JOBS[kind](cfg.run_config(c), str(runs / c.cell_id))
+                rc = cfg.run_config(c)
+                if kind == "run" and rc.backend == "ray":
+                    yield c, run_cell(rc, runs / c.cell_id, actors)
+                else:
+                    yield c, _JOBS[kind](rc, str(runs / c.cell_id))
         finally:
+            actors.close()
             torch.set_num_threads(threads)
         return
     import multiprocessing as mp

@@ -76,7 +76,63 @@ def build_task(cfg: RunConfig, num_partitions: int):
     )
 
 
-def build_cluster(cfg: RunConfig, scheme, task):
+class RayActorPool:
+    """Worker actors kept alive between Ray runs of one process (explicit state).
+
+    Starting 24 actors costs tens of seconds on a small machine (each imports
+    torch); a grid of Ray runs passes one pool to every :func:`run`, which takes
+    running actors for its ``n`` workers when it has them (the cluster reloads
+    them with the run's scheme, data and schedule) and gives them back after.
+    :meth:`close` kills them and stops the Ray instance the pool started.
+
+    >>> pool = RayActorPool()
+    >>> pool.take(4) is None
+    True
+    """
+
+    def __init__(self) -> None:
+        self.actors: dict[tuple[int, str | None], list] = {}
+        self.owns_ray = False
+
+    def connect(self, address: str | None) -> None:
+        from .ray_connect import connect
+
+        self.owns_ray = connect(address) or self.owns_ray
+
+    def take(self, n: int, address: str | None = None) -> list | None:
+        return self.actors.pop((n, address), None)
+
+    def give(self, n: int, actors: list, address: str | None = None) -> None:
+        if len(actors) != n:  # some died: a later run starts afresh
+            _kill(actors)
+            return
+        _kill(self.actors.pop((n, address), []))
+        self.actors[n, address] = actors
+
+    def close(self) -> None:
+        for actors in self.actors.values():
+            _kill(actors)
+        self.actors = {}
+        if self.owns_ray:
+            import ray
+
+            ray.shutdown()
+            self.owns_ray = False
+
+
+def _kill(actors: list) -> None:
+    if not actors:
+        return
+    import ray
+
+    for a in actors:
+        try:
+            ray.kill(a, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def build_cluster(cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None = None):
     schedule = Schedule(cfg.delay.build(), cfg.seed, cfg.rounds, cfg.workers)
     if cfg.backend == "local":
         return LocalCluster(scheme, task, schedule, deadline=cfg.deadline)
@@ -91,6 +147,10 @@ def build_cluster(cfg: RunConfig, scheme, task):
             "--batch-size is not supported by this Ray backend yet (its workers do not "
             "pass the round to the minibatch sampler); use --backend local"
         )
+    actors = None
+    if actor_pool is not None:
+        actor_pool.connect(cfg.address)
+        actors = actor_pool.take(cfg.workers, cfg.address)
     return ray_cluster.RayCluster(
         scheme,
         task,
@@ -98,6 +158,7 @@ def build_cluster(cfg: RunConfig, scheme, task):
         deadline=cfg.deadline,
         time_scale=cfg.time_scale,
         address=cfg.address,
+        actors=actors,
     )
 
 
@@ -132,8 +193,17 @@ def torch_threads(n: int):
         torch.set_num_threads(old)
 
 
-def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> TrainResult:
-    """Train once; write config, per-round log, summary and checkpoints to ``out_dir``."""
+def run(
+    cfg: RunConfig,
+    out_dir: Path,
+    resume: bool = False,
+    progress=None,
+    actor_pool: RayActorPool | None = None,
+) -> TrainResult:
+    """Train once; write config, per-round log, summary and checkpoints to ``out_dir``.
+
+    ``actor_pool`` (Ray only): take running worker actors from it and give them
+    back afterwards (a grid of Ray runs starts its actors once)."""
     out_dir = Path(out_dir)
     ck = out_dir / CHECKPOINT
     if resume:  # refuse a different run before anything is written
@@ -145,7 +215,7 @@ def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> T
         task = build_task(cfg, scheme.k)
         resume_round = _checkpoint_round(ck) if resume else None  # refuses a foreign file
         out_dir.mkdir(parents=True, exist_ok=True)
-        cluster = build_cluster(cfg, scheme, task)
+        cluster = build_cluster(cfg, scheme, task, actor_pool)
         atomic_write_text(out_dir / "config.json", json.dumps(asdict(cfg), indent=2, default=str))
         if resume:  # drop log lines past the checkpoint so the log matches the state
             _truncate_log(out_dir / "rounds.jsonl", resume_round)
@@ -163,7 +233,10 @@ def run(cfg: RunConfig, out_dir: Path, resume: bool = False, progress=None) -> T
             )
         finally:
             log.close()
-            cluster.close()
+            if actor_pool is not None and cfg.backend == "ray":
+                actor_pool.give(cfg.workers, cluster.detach(), cfg.address)
+            else:
+                cluster.close()
     summary = summarize(cfg, result.history, result.wall_clock)
     if "warning" in summary:
         warnings.warn(
