@@ -149,7 +149,8 @@ def test_kill_9_of_the_grid_leaves_no_worker_running(tmp_path):
     """``jobs = 2``: kill -9 the grid process mid-cell; its pool workers exit too."""
     config = tmp_path / "long.toml"
     config.write_text(
-        GRID.format(shared="jobs = 2", persistent="", seeds="[0]").replace(
+        # reuse = false: no replay phase first (a million-round replay would come first)
+        GRID.format(shared="jobs = 2\nreuse = false", persistent="", seeds="[0]").replace(
             "rounds = 3", "rounds = 1000000"
         )
     )

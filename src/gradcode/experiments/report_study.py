@@ -274,6 +274,40 @@ def task_markdown(rows: list[dict]) -> str:
 # ---------------------------------------------------------------- files and HTML
 
 
+def pivot_markdown(rows: list[dict]) -> str:
+    """The headline in one table per (task, partitioning, s): schemes down, straggler
+    models across, each cell ``ratio vs DGD [95% CI] reached/runs``.
+
+    >>> r = {"task": "a/b", "partitioning": "iid", "s": 1, "straggler": "se", "scheme": "dgd",
+    ...      "runs": 3, "reached": 3, "ratio_vs_dgd_mean": 1.0, "ratio_vs_dgd_ci_low": 1.0,
+    ...      "ratio_vs_dgd_ci_high": 1.0}
+    >>> print(pivot_markdown([r]).splitlines()[4])
+    | dgd | 1.00 [1.00, 1.00] 3/3 |
+    """
+    tables: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        tables[r["task"], r["partitioning"], r["s"]].append(r)
+    lines = []
+    for (task, part, s), rs in tables.items():
+        strags = list(dict.fromkeys(r["straggler"] for r in rs))
+        cell = {(r["scheme"], r["straggler"]): r for r in rs}
+        lines += [f"#### {task}, {part}, s = {s}", ""]
+        lines += ["| scheme | " + " | ".join(strags) + " |", "|---" * (len(strags) + 1) + "|"]
+        for scheme in _scheme_order({r["scheme"] for r in rs}):
+            out = []
+            for st in strags:
+                r = cell.get((scheme, st))
+                if r is None:
+                    out.append("")
+                    continue
+                m, lo, hi = (r.get(f"ratio_vs_dgd_{k}") for k in ("mean", "ci_low", "ci_high"))
+                ci = f" [{fmt(lo, 2)}, {fmt(hi, 2)}]" if lo is not None and np.isfinite(lo) else ""
+                out.append(f"{fmt(m, 2)}{ci} {r['reached']}/{r['runs']}")
+            lines.append(f"| {scheme} | " + " | ".join(out) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def csv_text(rows: list[dict]) -> str:
     import csv
     import io
@@ -319,6 +353,7 @@ def write_study(out, per_run: list[dict], round_rows: list[dict], metric: str, t
         return "", []
     (out / "headline_by_task.csv").write_text(csv_text(rows))
     (out / "headline_by_task.md").write_text(task_markdown(rows))
+    (out / "pivot_by_task.md").write_text(pivot_markdown(rows))
     images = write_task_figures(rows, out)
     parts = ["<h2>Headline by task</h2>", f"<p>{NOTE}</p>"]
     parts.append(_html_tables(rows, TASK_COLUMNS, task_table_rows, "h3"))
