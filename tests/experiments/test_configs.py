@@ -17,9 +17,10 @@ def test_every_experiment_file_parses(path):
 
 def test_the_study_grid():
     cfg = load_experiment(EXPERIMENTS / "pgc_study.toml")
+    cnn = load_experiment(EXPERIMENTS / "pgc_study_cnn.toml")
     cells = cfg.cells()
-    assert cfg.workers == 24 and cfg.tune is not None and cfg.reuse
-    tasks = {(c.dataset, c.model) for c in cells}
+    assert cfg.workers == cnn.workers == 24 and cfg.tune is not None and cfg.reuse
+    tasks = {(c.dataset, c.model) for c in cells + cnn.cells()}
     assert {("fashion_mnist", "cnn"), ("fashion_mnist", "mlp"), ("adult", "mlp")} <= tasks
     assert {c.scheme for c in cells} == {"dgd", "is_sgd", "frc", "crc", "cyclic_mds", "sgc",
                                          "partial", "sr_sgc", "pgc", "pgc_reference"}  # fmt: skip
@@ -29,6 +30,8 @@ def test_the_study_grid():
     assert {c.partitioning for c in cells} == {"iid", "label_sorted"}
     for c in cells:  # every run trains to a stated target
         assert cfg.run_config(c).target_accuracy is not None
+    assert {c.scheme for c in cnn.cells()} == {c.scheme for c in cells}
+    assert all(cnn.run_config(c).target_accuracy == 0.85 for c in cnn.cells())
 
 
 def test_the_ray_subset():
