@@ -116,7 +116,10 @@ class RayActorPool:
         if self.owns_ray:
             import ray
 
-            ray.shutdown()
+            try:
+                ray.shutdown()
+            except Exception:  # noqa: BLE001 - a failing shutdown must not lose finished runs
+                pass
             self.owns_ray = False
 
 
