@@ -211,10 +211,16 @@ def test_ctrl_c_stops_the_running_cells_at_once(tmp_path):
                 return
             time.sleep(0.2)
 
+    # A process started in the background by a non-interactive shell ignores SIGINT (and
+    # Python then installs no KeyboardInterrupt handler): install it for this test.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt, daemon=True).start()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, tmp_path, progress=False)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(cfg, tmp_path, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, old)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(_alive(w) for w in seen):
         time.sleep(0.2)
