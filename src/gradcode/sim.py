@@ -31,7 +31,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -131,15 +131,24 @@ def simulate_model(
     rng: np.random.Generator,
     rounds: int,
     deadline: float | None = None,
+    message_bytes: float | None = None,
 ) -> SimResult:
     """Draw ``rounds`` rounds of worker times from ``model`` at the code's load and simulate.
 
     Models draw the same random numbers whatever the load, so calling this for
     several schemes with generators of the same seed compares them on one
-    straggler schedule.
+    straggler schedule.  ``message_bytes`` (the model's gradient size in bytes)
+    feeds a model with a communication part; the model's ``master_time`` (the
+    master's receive and decode time) is added to every round.
     """
+    if message_bytes is not None:
+        model = model.with_message_bytes(message_bytes)
     if getattr(code, "chunked", False):
         width = max(len(p) for p in code.placement)
-        chunks = model.sample_chunks(rng, rounds, code.n, width) * getattr(code, "chunk_load", 1.0)
-        return simulate(code, chunks, deadline)
-    return simulate(code, model.sample(rng, rounds, code.n, load=code.load), deadline)
+        load = getattr(code, "chunk_load", 1.0)
+        res = simulate(code, model.chunk_times(rng, rounds, code.n, width, load), deadline)
+    else:
+        res = simulate(code, model.sample(rng, rounds, code.n, load=code.load), deadline)
+    if model.master_time:
+        res = replace(res, times=res.times + model.master_time)
+    return res

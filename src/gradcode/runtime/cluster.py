@@ -89,13 +89,20 @@ class Schedule:
             self._by_load[load] = self.model.sample(rng, self.rounds, self.n, load=load)
         return self._by_load[load]
 
-    def chunk_times(self, t: int, chunks: int) -> np.ndarray:
-        """Round ``t``'s per-chunk times, ``(n, chunks)``, from the same seed."""
-        key = ("chunks", chunks)
+    def chunk_times(self, t: int, chunks: int, chunk_load: float = 1.0) -> np.ndarray:
+        """Round ``t``'s times of chunks of ``chunk_load`` partitions, ``(n, chunks)``."""
+        key = ("chunks", chunks, chunk_load)
         if key not in self._by_load:
             rng = np.random.default_rng(self.seed)
-            self._by_load[key] = self.model.sample_chunks(rng, self.rounds, self.n, chunks)
+            self._by_load[key] = self.model.chunk_times(
+                rng, self.rounds, self.n, chunks, chunk_load
+            )
         return self._by_load[key][t]
+
+    def with_message_bytes(self, nbytes: float | None) -> Schedule:
+        """The schedule of a model that knows the message size (``nbytes`` per message)."""
+        model = self.model if nbytes is None else self.model.with_message_bytes(nbytes)
+        return self if model is self.model else Schedule(model, self.seed, self.rounds, self.n)
 
     def times(self, t: int, loads) -> np.ndarray:
         if not 0 <= t < self.rounds:
@@ -133,7 +140,8 @@ class LocalCluster:
             raise ValueError(
                 f"the data has {oracle.num_partitions} partitions but the scheme needs {scheme.k}"
             )
-        self.scheme, self.oracle, self.schedule = scheme, oracle, schedule
+        self.scheme, self.oracle = scheme, oracle
+        self.schedule = schedule.with_message_bytes(gradient_bytes(oracle))
         self.n = scheme.n
         self.deadline = deadline
         self.late_cap = scheme.s + 1 if late_cap is None else late_cap
@@ -189,6 +197,7 @@ class LocalCluster:
                 on_time.append(msg)
             elif keep_late:
                 self.pending.append((self.clock + times[w], msg))
+        duration += self.schedule.model.master_time  # the master receives and decodes
         end = self.clock + duration
         dropped = [
             f"late result of worker {m.worker} from round {m.round} too old"
@@ -205,8 +214,7 @@ class LocalCluster:
         """Streaming schemes: every finished chunk is its own message, in arrival order."""
         sch = self.scheme
         width = max(len(p) for p in sch.placement)
-        chunk_times = self.schedule.chunk_times(t, width)  # (n, width), unit load each
-        chunk_times = chunk_times * getattr(sch, "chunk_load", 1.0)  # smaller pieces: less time
+        chunk_times = self.schedule.chunk_times(t, width, getattr(sch, "chunk_load", 1.0))
         finish = np.cumsum(chunk_times, axis=1)
         full = float(sch.chunk_completion_time(chunk_times[None])[0])
         duration, ready = full, bool(np.isfinite(full))
@@ -228,6 +236,7 @@ class LocalCluster:
             if self.corrupt is not None and self.corrupt(t, w):
                 msg = replace(msg, vector=nan_like(msg.vector))
             msgs.append(msg)
+        duration += self.schedule.model.master_time
         self.clock += duration
         worker_done = np.where(np.isfinite(finish[:, -1]), finish[:, -1], np.inf)
         return RoundOutcome(msgs, [], duration, worker_done, ready, [], bool(np.isfinite(full)))
@@ -260,6 +269,7 @@ class LocalCluster:
                 answered.append(w)
         self.plan = sch.advance(self.plan, t, sch.by_job(self.plan, t, answered))
         self.history = {r: v for r, v in self.history.items() if r > t - sch.delay - 1}
+        duration += self.schedule.model.master_time
         self.clock += duration
         return RoundOutcome(msgs, [], duration, times, ready, [], ready)
 
@@ -284,6 +294,15 @@ class LocalCluster:
 
     def close(self) -> None:
         pass
+
+
+def gradient_bytes(oracle) -> float | None:
+    """Bytes of one gradient message: ``num_params`` x the dtype's size (None: unknown)."""
+    size = getattr(getattr(oracle, "dtype", None), "itemsize", None)
+    params = getattr(oracle, "num_params", None)
+    if not isinstance(size, int) or not isinstance(params, int | np.integer):
+        return None
+    return float(params * size)
 
 
 def all_finite(v) -> bool:

@@ -5,8 +5,12 @@ model, straggler model, optimizer, backend -- as plain values, so it can come
 from the CLI, a TOML grid or a test, be logged as JSON and compared.
 
 Straggler specs are short strings, e.g. ``"shifted-exp:a=1,mu=0.5"``,
-``"pause:base=1,pause=2,prob=0.1"``, ``"pareto:alpha=2.5"`` or
-``"trace:path=times.csv"``; wrappers are separate specs
+``"pause:base=1,pause=2,prob=0.1"``, ``"pareto:alpha=2.5"``,
+``"trace:path=times.csv"`` (a measured trace, wide or long format: see
+:mod:`gradcode.stragglers.traces`), ``"parts:latency=2,compute=0.05"`` (the
+clock model with parts, :mod:`gradcode.stragglers.parts`) or
+``"model:path=fit.json"`` (a clock model saved by ``gradcode trace fit``);
+wrappers are separate specs
 (``persistent="k=2,kappa=5,layout=aligned"``, ``bursty="p_slow=0.05"``,
 ``crash="count=2,at_round=10,rejoin_after=20"``).
 
@@ -28,19 +32,23 @@ from dataclasses import asdict, dataclass, field
 from ..stragglers import (
     AdditivePause,
     Bursty,
+    ClockModel,
     CrashStop,
     DelayModel,
     Pareto,
     PersistentSlow,
     ShiftedExponential,
-    TraceReplay,
+    read_model,
+    read_trace,
 )
 
 BASE_MODELS = {
     "shifted-exp": ShiftedExponential,
     "pause": AdditivePause,
     "pareto": Pareto,
-    "trace": None,  # built from a CSV path
+    "trace": None,  # built from a CSV path (wide or long format)
+    "parts": None,  # ClockModel.from_spec: latency + load x compute + bytes / bandwidth
+    "model": None,  # a ClockModel saved as JSON (gradcode trace fit)
 }
 
 
@@ -187,10 +195,17 @@ def parse_delay(spec: str) -> DelayModel:
     if name not in BASE_MODELS:
         raise ValueError(f"unknown delay model {name!r}; choose from {', '.join(BASE_MODELS)}")
     if name == "trace":
-        params = _params(rest, f"delay {name!r}", TraceReplay.from_csv)
+        params = _params(rest, f"delay {name!r}", read_trace)
         if "path" not in params:
             raise ValueError("delay 'trace' needs path=FILE.csv")
-        return TraceReplay.from_csv(params.pop("path"), **params)
+        return read_trace(params.pop("path"), **params)
+    if name == "parts":
+        return ClockModel.from_spec(rest)
+    if name == "model":
+        params = _params(rest, f"delay {name!r}", read_model)
+        if "path" not in params:
+            raise ValueError("delay 'model' needs path=FILE.json (written by gradcode trace fit)")
+        return read_model(params["path"])
     params = _params(rest, f"delay {name!r}", BASE_MODELS[name])
     return _build(BASE_MODELS[name], params, f"delay {name!r}")
 

@@ -1,4 +1,4 @@
-"""Seeded straggler models: compute times and faults per (round, worker[, chunk]).
+"""Seeded straggler models whose time is linear in load, and the fault wrappers.
 
 Every model is a frozen dataclass with two methods that draw everything from
 one :class:`numpy.random.Generator`:
@@ -21,8 +21,9 @@ Base delay models:
   ``B ~ Bernoulli(prob)``: a fixed-cost job plus an occasional pause.
 * :class:`Pareto` -- ``time = load * xm * (1 + Lomax(alpha))``: Pareto(alpha,
   xm) tails; mean ``load xm alpha / (alpha - 1)`` for ``alpha > 1``.
-* :class:`TraceReplay` -- measured times from a CSV (rows = rounds, columns =
-  workers), replayed cyclically.
+
+Measured traces are in :mod:`gradcode.stragglers.traces`, the clock model with
+parts (latency + compute + communication) in :mod:`gradcode.stragglers.parts`.
 
 Wrappers (take a base model): :class:`PersistentSlow`, :class:`Bursty`
 (two-state Markov), :class:`CrashStop`.
@@ -38,8 +39,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -57,7 +57,21 @@ def _prob(name: str, value: float) -> None:
 
 
 class DelayModel:
-    """Base class: subclasses implement :meth:`unit` (times of one unit of load)."""
+    """Base class: subclasses implement :meth:`unit` (times of one unit of load).
+
+    Three hooks let models that are not linear in load (a measured trace with
+    several loads, the clock model with parts) plug into the same callers;
+    the defaults keep every linear model's numbers as they were:
+
+    * :attr:`load_aware` -- ``False``: time is proportional to load, so a
+      chunk of ``chunk_load`` partitions takes ``chunk_load`` unit chunks' time;
+    * :meth:`with_message_bytes` -- the model for messages of that many bytes
+      (models without a communication part ignore it);
+    * :attr:`master_time` -- the master's receive and decode time per round
+      (``0``), added to every round's duration.
+    """
+
+    load_aware = False
 
     def unit(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError
@@ -67,20 +81,40 @@ class DelayModel:
 
         ``load`` is a scalar or a length-``n`` array (per-worker load).
         """
-        _check_shape(rounds, n)
+        check_shape(rounds, n)
         return np.asarray(load, dtype=float) * self.unit(rng, (rounds, n))
 
     def sample_chunks(
         self, rng: np.random.Generator, rounds: int, n: int, chunks: int
     ) -> np.ndarray:
         """Per-chunk times, shape ``(rounds, n, chunks)``; each chunk is one unit of load."""
-        _check_shape(rounds, n)
+        check_shape(rounds, n)
         if chunks < 1:
             raise ValueError(f"chunks must be >= 1, got {chunks}")
         return self.unit(rng, (rounds, n, chunks))
 
+    def chunk_times(
+        self, rng: np.random.Generator, rounds: int, n: int, chunks: int, chunk_load=1.0
+    ) -> np.ndarray:
+        """Per-chunk times ``(rounds, n, chunks)`` of chunks of ``chunk_load`` partitions.
 
-def _check_shape(rounds: int, n: int) -> None:
+        Linear models: ``sample_chunks(...) * chunk_load``.  Load-aware models
+        return the increments of a worker's time as its load grows by
+        ``chunk_load`` per chunk.
+        """
+        return self.sample_chunks(rng, rounds, n, chunks) * chunk_load
+
+    def with_message_bytes(self, nbytes: float) -> DelayModel:
+        """This model for messages of ``nbytes`` bytes (here: unchanged)."""
+        return self
+
+    @property
+    def master_time(self) -> float:
+        """Seconds the master spends receiving and decoding per round (here: 0)."""
+        return 0.0
+
+
+def check_shape(rounds: int, n: int) -> None:
     if rounds < 1 or n < 1:
         raise ValueError(f"need rounds >= 1 and n >= 1, got rounds={rounds}, n={n}")
 
@@ -124,7 +158,7 @@ class AdditivePause(DelayModel):
         return self.base + self._pause(rng, shape)
 
     def sample(self, rng, rounds, n, load=1.0):
-        _check_shape(rounds, n)
+        check_shape(rounds, n)
         return np.asarray(load, dtype=float) * self.base + self._pause(rng, (rounds, n))
 
     def mean(self, load: float = 1.0) -> float:
@@ -149,52 +183,6 @@ class Pareto(DelayModel):
         return load * self.xm * self.alpha / (self.alpha - 1) if self.alpha > 1 else np.inf
 
 
-@dataclass(frozen=True)
-class TraceReplay(DelayModel):
-    """Replay measured times: ``trace[r % len(trace), i]`` scaled by ``load / trace_load``.
-
-    Build from a CSV with :meth:`from_csv` (one row per round, one column per
-    worker, optional header).  The generator is not used: a trace is a fixed
-    schedule.
-    """
-
-    trace: np.ndarray = field(repr=False, default_factory=lambda: np.ones((1, 1)))
-    trace_load: float = 1.0
-
-    def __post_init__(self) -> None:
-        t = np.asarray(self.trace, dtype=float)
-        if t.ndim != 2 or t.size == 0:
-            raise ValueError(f"trace must be a non-empty rounds x workers table, got {t.shape}")
-        if np.isnan(t).any() or (t <= 0).any():
-            raise ValueError("trace times must be positive numbers (inf allowed for crashes)")
-        object.__setattr__(self, "trace", t)
-
-    @classmethod
-    def from_csv(cls, path: str | Path, trace_load: float = 1.0) -> TraceReplay:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"trace file not found: {path}")
-        try:
-            data = np.genfromtxt(path, delimiter=",", dtype=float)
-        except ValueError as exc:
-            raise ValueError(f"cannot parse trace {path}: {exc}") from None
-        data = np.atleast_2d(data)
-        if np.isnan(data[0]).all():  # header row
-            data = data[1:]
-        if np.isnan(data).any():
-            raise ValueError(f"trace {path} has missing or non-numeric entries")
-        return cls(data, trace_load)
-
-    def unit(self, rng, shape):
-        rounds, n = shape[0], shape[1]
-        if n > self.trace.shape[1]:
-            raise ValueError(f"trace has {self.trace.shape[1]} workers, asked for n={n}")
-        rows = self.trace[np.arange(rounds) % self.trace.shape[0], :n] / self.trace_load
-        if len(shape) == 3:  # chunks: split each worker's time evenly
-            return np.repeat(rows[:, :, None] / shape[2], shape[2], axis=2)
-        return rows
-
-
 # --- wrappers -----------------------------------------------------------------
 
 
@@ -212,6 +200,24 @@ class _Wrapper(DelayModel):
     def sample_chunks(self, rng, rounds, n, chunks):
         times = self.base.sample_chunks(rng, rounds, n, chunks)
         return times * self.factors(rng, rounds, n)[:, :, None]
+
+    @property
+    def load_aware(self) -> bool:
+        return self.base.load_aware
+
+    def chunk_times(self, rng, rounds, n, chunks, chunk_load=1.0):
+        if not self.base.load_aware:  # linear: exactly the old product order
+            return super().chunk_times(rng, rounds, n, chunks, chunk_load)
+        times = self.base.chunk_times(rng, rounds, n, chunks, chunk_load)
+        return times * self.factors(rng, rounds, n)[:, :, None]
+
+    def with_message_bytes(self, nbytes):
+        base = self.base.with_message_bytes(nbytes)
+        return self if base is self.base else replace(self, base=base)
+
+    @property
+    def master_time(self) -> float:
+        return self.base.master_time
 
 
 @dataclass(frozen=True)
