@@ -20,6 +20,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from . import __version__
+from .cli_trace import trace_app
 from .codes import REGISTRY, make_code, stateless_names
 from .codes.inspect import report, robustness
 
@@ -40,6 +41,7 @@ experiment_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(trace_app, name="trace")
 
 out = Console(highlight=False)
 
