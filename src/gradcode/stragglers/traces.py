@@ -1,6 +1,7 @@
 """Measured traces as delay models: the wide table (time ∝ load) and the long table (by load).
 
-Two CSV formats, told apart by the header (:func:`read_trace`):
+Two CSV formats, told apart by the header (:func:`read_trace`: a header naming
+any of ``round``, ``worker``, ``load``, ``seconds`` means the long format):
 
 * **wide** (:class:`TraceReplay`): one row per round, one column per worker,
   optional header.  Worker ``i`` in round ``r`` takes
@@ -235,8 +236,12 @@ def _header(path: Path) -> list[str]:
 
 
 def is_long_format(path: str | Path) -> bool:
-    """Does the CSV's header name the long format's columns ``round,worker,load,seconds``?"""
-    return set(LONG_COLUMNS) <= set(_header(_existing(path)))
+    """Does the CSV's header name any of the long format's columns ``round,worker,load,seconds``?
+
+    (Any, so that a long table missing a column is refused as such rather
+    than read as a wide table.)
+    """
+    return bool(set(LONG_COLUMNS) & set(_header(_existing(path))))
 
 
 def read_trace(path: str | Path, trace_load: float | None = None) -> DelayModel:
