@@ -172,7 +172,7 @@ def stall_threshold(excess: np.ndarray, sigmas: float = STALL_SIGMAS, band: floa
     stalls, and the threshold is its geometric middle; with no band every
     candidate is a stall.
 
-    >>> z = np.r_[np.linspace(-1, 1, 1000), 3.0, 3.5, 40.0, 41.0]
+    >>> z = np.r_[np.linspace(-0.1, 0.1, 1000), 3.0, 3.5, 40.0, 41.0]
     >>> round(float(stall_threshold(z)), 2)      # the band from 3.5 to 40
     11.83
     """
