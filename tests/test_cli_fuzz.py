@@ -165,7 +165,8 @@ def _value(param, paths, bad: bool = False):
         return _numbers(param, ann, bad)
     if isinstance(ann, type) and issubclass(ann, Path):  # [0] is the plausible one
         pool = paths["config" if name == "config" else
-                     "results" if name == "results_dir" else "out"]  # fmt: skip
+                     "results" if name == "results_dir" else
+                     "traces" if name in ("file", "files") else "out"]  # fmt: skip
         return st.sampled_from(pool[1:] if bad else pool[:1])
     if bad:
         return st.sampled_from(BAD_HINTS.get(name, []) + ODD_STRINGS)
@@ -228,6 +229,9 @@ def scratch(tmp_path_factory):
     """Prepared inputs: good and broken configs, results folders, paths."""
     root = tmp_path_factory.mktemp("fuzz")
     (root / "trace.csv").write_text("1,2,3,4\n2,1,4,3\n")
+    long = "".join(f"{r},{w},{L},{1 + 0.1 * w + 0.05 * L + 0.01 * r}\n"
+                   for r in range(4) for w in range(8) for L in (0, 1, 2, 4))  # fmt: skip
+    (root / "long.csv").write_text("round,worker,load,seconds\n" + long)
     (root / "data").mkdir()
     (root / "a_file.txt").write_text("not a folder\n")
     configs = {
@@ -260,6 +264,8 @@ def scratch(tmp_path_factory):
         "DIR": str(root / "data"),
         "out": [str(root / "out"), str(root / "out2" / "deep"), "/dev/null", "/proc/x",
                 str(root / "a_file.txt"), str(root / "a_file.txt" / "below"), ""],
+        "traces": [str(root / "long.csv"), str(root / "trace.csv"), str(root / "missing.csv"),
+                   str(root), "/dev/null"],
         "config": [*(str(root / n) for n in configs), str(root / "missing.toml"),
                    str(root), "/dev/null"],
         "results": [str(root / n) for n in ("results_good", "results_cut", "rounds_cut",

@@ -27,8 +27,10 @@ def trace(tmp_path):
 
 
 def test_fit_prints_tables_saves_a_usable_model_and_a_figure(capsys, tmp_path, trace):
-    model, fig = tmp_path / "m.json", tmp_path / "m.png"
-    code, out, err = run(capsys, "trace", "fit", trace, "--out", model, "--figure", fig, "-n", "8")
+    model, fig = tmp_path / "fit" / "clock_own.json", tmp_path / "m.png"
+    code, out, err = run(
+        capsys, "trace", "fit", trace, "--out", model.parent, "--figure", fig, "-n", "8"
+    )
     assert code == 0, err
     assert "compute (s / partition)" in out and "model / replay" in out
     assert f"--delay model:path={model}" in out.replace("\n", "")
@@ -38,13 +40,21 @@ def test_fit_prints_tables_saves_a_usable_model_and_a_figure(capsys, tmp_path, t
 
 
 def test_fit_json(capsys, tmp_path, trace):
-    code, out, _ = run(capsys, "trace", "fit", trace, "--out", tmp_path / "m.json", "--json")
+    code, out, _ = run(capsys, "trace", "fit", trace, "--out", tmp_path, "--json")
     assert code == 0
     rec = json.loads(out)
-    assert rec["delay"] == f"model:path={tmp_path / 'm.json'}"
+    assert rec["delay"] == f"model:path={tmp_path / 'clock_own.json'}"
+    assert (
+        rec["figure"] == str(tmp_path / "clock_own.png") and (tmp_path / "clock_own.png").is_file()
+    )
     assert [c["scheme"] for c in rec["check"]] == ["dgd", "frc"] and rec["check"][0]["n"] == 16
     assert set(rec["quantiles"]) == {"0", "1", "2", "4"}
     assert rec["model"]["compute"]["kind"] == "constant"
+
+
+def test_regimes_default_figure_goes_to_out(capsys, tmp_path, trace):
+    code, out, _ = run(capsys, "trace", "regimes", trace, "-n", "8", "--out", tmp_path)
+    assert code == 0 and (tmp_path / "clock_regimes.png").is_file() and "time ∝ load" in out
 
 
 def test_regimes_json_and_figure(capsys, tmp_path, trace):
@@ -67,7 +77,7 @@ def test_regimes_json_and_figure(capsys, tmp_path, trace):
 def test_fit_errors_are_one_line(capsys, tmp_path, content, needle):
     f = tmp_path / "bad.csv"
     f.write_text(content)
-    code, _, err = run(capsys, "trace", "fit", f, "--out", tmp_path / "m.json")
+    code, _, err = run(capsys, "trace", "fit", f, "--out", tmp_path)
     assert (
         code == 2 and needle in err and err.count("\n") == 1 and err.startswith("gradcode: error")
     )

@@ -61,11 +61,11 @@ def _long_trace(path: Path):
 @trace_app.command("fit")
 def fit_cmd(
     file: Path = typer.Argument(..., help="Long-format trace CSV: round,worker,load,seconds."),
-    model_out: Path = typer.Option(
-        None, "--out", help="Where to save the model (default: clock_<name>.json here)."
+    out_dir: Path = typer.Option(
+        Path("."), "--out", help="Folder for clock_<name>.json (the model) and clock_<name>.png."
     ),
     figure: Path = typer.Option(
-        None, "--figure", help="Goodness-of-fit figure (default: the model file's .png)."
+        None, "--figure", help="Goodness-of-fit figure (default: <out>/clock_<name>.png)."
     ),
     n: int = typer.Option(None, "-n", help="Workers for the check (default: the trace's)."),
     s: int = typer.Option(3, "-s", help="Stragglers tolerated by FRC in the check."),
@@ -79,7 +79,7 @@ def fit_cmd(
     with _user_errors():
         trace = _long_trace(file)
         fit = fit_clock(ClockSamples.from_trace(trace))
-        model_out = model_out or Path(f"clock_{file.stem}.json")
+        model_out = out_dir / f"clock_{file.stem}.json"
         figure = figure or model_out.with_suffix(".png")
         rng = np.random.default_rng(0)
         quant = {
@@ -147,11 +147,12 @@ def _print_fit(fit, record, checks) -> None:
     out.print(c)
 
 
-def _log_axes(ax, lo: float, hi: float) -> None:
+def _log_axes(ax, lo: float, hi: float, x: bool = True) -> None:
     from matplotlib.ticker import NullLocator
 
-    ticks = [t for t in (0.5, 1, 2, 5, 10, 20, 50, 100, 200) if lo * 0.8 <= t <= hi * 1.25]
-    for axis, scale in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):
+    ticks = [t for t in (0.5, 1, 2, 3, 5, 10, 20, 50, 100, 200) if lo * 0.8 <= t <= hi * 1.25]
+    axes = ((ax.xaxis, ax.set_xscale),) if x else ()
+    for axis, scale in (*axes, (ax.yaxis, ax.set_yscale)):
         scale("log")
         axis.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
         axis.set_minor_locator(NullLocator())
@@ -179,7 +180,8 @@ def regimes_cmd(
     files: list[Path] = typer.Argument(..., help="Long-format trace CSVs."),
     n: int = typer.Option(24, "-n", help="Workers (each block of n trace workers is replayed)."),
     max_s: int = typer.Option(4, "--max-s", help="Largest s."),
-    figure: Path = typer.Option(Path("clock_regimes.png"), "--figure", help="Figure path."),
+    out_dir: Path = typer.Option(Path("."), "--out", help="Folder for clock_regimes.png."),
+    figure: Path = typer.Option(None, "--figure", help="Figure path (overrides --out)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Mean round time vs s: each trace as measured (latency-bound) and as time ∝ load."""
@@ -189,6 +191,7 @@ def regimes_cmd(
         if n < 2 or max_s < 1:
             raise ValueError(f"need -n >= 2 and --max-s >= 1, got n={n}, max_s={max_s}")
         results = {f.stem: regimes(_long_trace(f), n, range(max_s + 1)) for f in files}
+        figure = figure or out_dir / "clock_regimes.png"
         _regimes_figure(results, figure)
     if as_json:
         print(json.dumps({"n": n, "figure": str(figure), "traces": results}))
@@ -219,7 +222,11 @@ def _regimes_figure(results: dict, path: Path) -> None:
     for ax, (name, rows) in zip(axes[0], results.items(), strict=True):
         dgd = {r["regime"]: r["mean_round_time"] for r in rows if r["scheme"] == "dgd"}
         for scheme in ("is_sgd", "frc", "crc"):
-            for regime, dash in (("measured", "-"), ("linear", ":")):
+            # is_sgd has load 1 at every s: both readings coincide, one line
+            both = (
+                (("measured", "-"),) if scheme == "is_sgd" else (("measured", "-"), ("linear", ":"))
+            )
+            for regime, dash in both:
                 pts = [(0, dgd[regime])] + [
                     (r["s"], r["mean_round_time"])
                     for r in rows
@@ -228,10 +235,14 @@ def _regimes_figure(results: dict, path: Path) -> None:
                 kw = style(scheme)
                 kw.update(ls=dash, lw=1.6, alpha=1.0)
                 kw["label"] = f"{kw['label']}, {'as measured' if dash == '-' else 'time ∝ load'}"
+                if scheme == "is_sgd":
+                    kw["label"] = f"{style(scheme)['label']} (load 1: both readings)"
                 ax.plot(*zip(*pts, strict=True), **kw)
         ax.set_title(name)
         ax.set_xlabel("s (stragglers tolerated; load s + 1 for FRC/CRC)")
-        ax.set_yscale("log")
+        ax.set_xticks(sorted({r["s"] for r in rows}))
+        times = [r["mean_round_time"] for r in rows]
+        _log_axes(ax, min(times), max(times), x=False)
     axes[0][0].set_ylabel("mean time per round (s)")
     axes[0][-1].legend(fontsize=7, loc="upper left")
     save(fig, path)
