@@ -47,7 +47,9 @@ def test_fit_json(capsys, tmp_path, trace):
     assert (
         rec["figure"] == str(tmp_path / "clock_own.png") and (tmp_path / "clock_own.png").is_file()
     )
-    assert [c["scheme"] for c in rec["check"]] == ["dgd", "frc"] and rec["check"][0]["n"] == 16
+    assert [c["scheme"] for c in rec["check"]] == ["dgd", "is_sgd", "frc", "crc"] and rec["check"][
+        0
+    ]["n"] == 16
     assert set(rec["quantiles"]) == {"0", "1", "2", "4"}
     assert rec["model"]["compute"]["kind"] == "constant"
 

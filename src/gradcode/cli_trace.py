@@ -3,7 +3,7 @@
 * ``gradcode trace fit FILE.csv`` -- fits :class:`~gradcode.stragglers.ClockModel`
   to a long-format trace (:func:`~gradcode.stragglers.fit_clock`), prints its
   parts, the measured vs fitted quantiles per load and the simulated vs
-  replayed mean round time (DGD and FRC at ``s = 3``), saves the model as
+  replayed mean round time (DGD; IS-SGD, FRC, CRC at ``s = 3``), saves the model as
   JSON (``--delay model:path=...`` reads it) and a goodness-of-fit figure.
 * ``gradcode trace regimes FILE.csv ...`` -- mean round time vs ``s`` per
   scheme, replaying each trace as measured and as time ∝ load, with a figure
@@ -87,7 +87,7 @@ def fit_cmd(
                 model_quantiles(fit.model, L, PROBS, trace.workers, rng))
             for k, L in enumerate(trace.loads)
         }  # fmt: skip
-        checks = check_fit(trace, fit.model, n, (("dgd", 0), ("frc", s)))
+        checks = check_fit(trace, fit.model, n, (("dgd", 0), ("is_sgd", s), ("frc", s), ("crc", s)))
         record = {
             "fit": fit.summary(),
             "delay": f"model:path={model_out}",
