@@ -34,7 +34,7 @@ out = Console(highlight=False)
 #: Probabilities of the goodness-of-fit quantiles (body, then the far tail).
 PROBS = np.r_[np.linspace(0.01, 0.99, 99), 0.995, 0.999, 0.9995]
 #: Quantiles shown in the table.
-TABLE_PROBS = (0.5, 0.9, 0.99, 0.999)
+TABLE_PROBS = (0.1, 0.5, 0.9, 0.99, 0.999)
 
 
 @contextlib.contextmanager
@@ -136,7 +136,7 @@ def _print_fit(fit, record, checks) -> None:
     for p in TABLE_PROBS:
         q.add_column(f"p{100 * p:g}", justify="right")
     for L, cols in record["quantiles"].items():
-        q.add_row(L, *(f"{a:.3f} / {b:.3f}" for a, b in cols.values()))
+        q.add_row(L, *(f"{a:.2f} / {b:.2f}" for a, b in cols.values()))
     out.print(q)
     c = Table(title="mean round time: trace replay vs fitted model")
     for col in ("scheme", "s", "n", "replay (s)", "model (s)", "model / replay"):
