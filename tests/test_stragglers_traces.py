@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gradcode.codes import make_code, make_scheme
 from gradcode.runtime import LocalCluster, Schedule
@@ -187,3 +189,24 @@ def test_too_few_workers_and_trace_load_on_long(tmp_path):
         parse_delay(f"trace:path={path},trace_load=2")
     with pytest.raises(ValueError, match="not found"):
         parse_delay(f"trace:path={tmp_path / 'missing.csv'}")
+
+
+@given(
+    values=st.lists(st.floats(0, 100), min_size=2, max_size=6),
+    gaps=st.lists(st.floats(0.25, 3), min_size=5, max_size=5),
+    u=st.floats(0, 1),
+)
+def test_interpolation_is_exact_at_and_between_measured_loads(values, gaps, u):
+    loads = np.cumsum([0.0, *gaps])[: len(values)]
+    table = np.array(values)[None, None, :]
+    for k, L in enumerate(loads):
+        assert at_loads(table, loads, L)[0, 0] == values[k]
+    for k in range(len(values) - 1):  # between two loads: between their two values
+        L = loads[k] + u * (loads[k + 1] - loads[k])
+        got = at_loads(table, loads, L)[0, 0]
+        assert min(values[k : k + 2]) - 1e-9 <= got <= max(values[k : k + 2]) + 1e-9
+    t = LoadTrace(table, tuple(loads))
+    inc = t.chunk_times(None, 1, 1, 4, chunk_load=0.7)[0, 0]
+    assert (inc >= 0).all()
+    finish = [t.sample(None, 1, 1, load=0.7 * c)[0, 0] for c in range(1, 5)]
+    np.testing.assert_allclose(np.cumsum(inc), np.maximum.accumulate(finish), rtol=1e-12, atol=1e-9)
