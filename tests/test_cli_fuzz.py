@@ -340,7 +340,8 @@ def test_generator_covers_every_option():
         for param in cmd.params:
             assert param.opts, (path, param.name)
             for bad in (False, True):
-                _value(param, {"out": ["o", "p"], "config": ["c", "d"], "results": ["r", "s"]}, bad)
+                _value(param, {"out": ["o", "p"], "config": ["c", "d"], "results": ["r", "s"],
+                               "traces": ["t", "u"]}, bad)  # fmt: skip
 
 
 def test_a_failing_command_is_caught(monkeypatch):
