@@ -122,7 +122,7 @@ def test_fit_regression_with_any_loss():
 
 
 def test_fit_bad_input_is_a_clear_error():
-    with pytest.raises(ValueError, match="Dataset or a pair"):
+    with pytest.raises(TypeError, match="Dataset of .input, target. items or a pair"):
         gradcode.fit(Net(), [1, 2, 3], rounds=1)
     with pytest.raises(ValueError, match="backend"):
         gradcode.fit(Net(), Blobs(60, 0), backend="slurm", rounds=1)

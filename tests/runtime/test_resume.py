@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from gradcode.cli import main
-from gradcode.runtime.config import (
-    DelaySpec,
-    RunConfig,
-    check_resume,
-    config_record,
-    resume_mismatch,
-)
+from gradcode.runtime.config import DelaySpec, RunConfig
+from gradcode.runtime.resume import check_resume, config_record, resume_mismatch
 
 BASE = RunConfig(scheme="frc", workers=6, stragglers=1, rounds=4, checkpoint_every=2)
 ARGS = ["train", "--scheme", "frc", "-n", "6", "-s", "1", "--rounds", "4",
