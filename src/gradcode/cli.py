@@ -488,7 +488,7 @@ def _progress(total: int, quiet: bool):
 
         def advance(rec: dict) -> None:
             if "train_loss" in rec:
-                last.update(loss=rec["train_loss"], acc=rec["test_accuracy"])
+                last.update(loss=rec["train_loss"], acc=rec.get("test_accuracy", float("nan")))
             info = f"t={rec['time']:.1f}"
             if last:
                 info += f" loss={last['loss']:.4f} acc={last['acc']:.3f}"

@@ -70,7 +70,8 @@ def integer(name: str, value, lo: int, hi: int | None = None) -> int:
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     value = int(value)
     if value < lo or (hi is not None and value > hi):
-        want = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        top = "2**63 - 1" if hi == 2**63 - 1 else hi
+        want = f">= {lo}" if hi is None else f"in {lo}..{top}"
         raise ValueError(f"{name} must be {want}, got {value}")
     return value
 
@@ -320,8 +321,9 @@ def _forward(model, X, name):
 
 
 def _check_labels(name, out, y) -> None:
-    """Integer labels against a model with ``C`` outputs: each in ``0..C-1``."""
-    if y.ndim != 1 or y.is_floating_point() or out.ndim != 2:
+    """Integer labels against a model with ``C >= 2`` outputs (a classifier): each in
+    ``0..C-1``.  (One output and integer targets: a regression; the loss decides.)"""
+    if y.ndim != 1 or y.is_floating_point() or out.ndim != 2 or out.shape[1] < 2:
         return
     c = out.shape[1]
     lo, hi = int(y.min()), int(y.max())
@@ -355,7 +357,7 @@ def _check_loss(loss, params) -> None:
             "(detached, or computed outside torch?)"
         )
     if not bool(torch.isfinite(loss)):
-        raise ValueError(f"loss_fn is {float(loss)} on a training batch at the initial weights")
+        raise ValueError(f"loss_fn is {loss.item()} on a training batch at the initial weights")
     _user("loss_fn: its gradient", lambda: torch.autograd.grad(loss, params, allow_unused=True))
 
 
