@@ -28,9 +28,10 @@ What happens:
 * ``loss_fn(output, target)`` returns the batch *mean* (PyTorch's default);
   any loss works, regression too.  ``metrics`` maps names to
   ``fn(outputs, targets) -> float`` evaluated on ``test_data``.
-* ``optimizer(params)`` builds any ``torch.optim`` optimizer over the model's
-  own parameters; ``scheduler(optimizer)`` an optional LR scheduler (stepped
-  once per round); ``clip_grad_norm`` clips the decoded gradient.
+* ``optimizer(params)`` builds any ``torch.optim`` optimizer over exactly the
+  parameters it is given (the model's trainable ones; ``None``: SGD at lr
+  0.1); ``scheduler(optimizer)`` an optional LR scheduler (stepped once per
+  round); ``clip_grad_norm`` clips the decoded gradient.
 * The model's *trainable* parameters (``requires_grad=True``) are trained in
   place; frozen ones are never sent, decoded or stepped.  ``result.state_dict``
   holds the final weights.

@@ -273,13 +273,13 @@ def run(
     folder = None if out_dir is None else RunFolder(out_dir)
     if resume and folder is None:
         raise ValueError("resume needs the run's output folder")
+    if folder is not None:  # refusals that need neither the lock nor the data, first
+        folder.precheck(cfg, resume, overwrite)
     with torch_threads(cfg.threads):
         scheme = build_scheme(cfg)
         task = build_task(cfg, scheme.k, user)
         warn_clamped_batch(cfg, task)
         loop = loop_config(cfg, user)
-        if folder is not None:  # refuse what needs no lock before starting workers
-            folder.precheck(cfg, resume, overwrite)
         cluster = build_cluster(cfg, scheme, task, actor_pool, None if user is None else user.delay)
         try:
             with folder.claim() if folder is not None else contextlib.nullcontext():
@@ -371,14 +371,16 @@ def summarize(cfg: RunConfig, history: list[dict], wall_clock: float) -> dict:
         "rounds": history[-1]["round"] + 1 if history else 0,
         "wall_clock": wall_clock,
         **{k: v for k, v in final.items() if k in ("train_loss", "epoch") or k.startswith("test_")},
-        "exact_fraction": float(np.mean([h["exact"] for h in history])) if history else 0.0,
-        "mean_staleness": float(np.mean([h["staleness_mean"] for h in history]))
-        if history
-        else 0.0,
+        "exact_fraction": _mean([h["exact"] for h in history]),
+        "mean_staleness": _mean([h["staleness_mean"] for h in history]),
         "fallback_rounds": int(sum(bool(h["notes"]) for h in history)),
         **({} if reached is None else {"reached_target": reached}),
         **skipped_steps(history),
     }
+
+
+def _mean(values: list) -> float:
+    return float(np.mean(values)) if values else float("nan")  # no rounds: null in the JSON
 
 
 #: A run whose optimizer skipped this many consecutive rounds is flagged (warning + summary).
