@@ -169,7 +169,8 @@ def check_model(model) -> tuple[torch.device, torch.dtype]:
 def read_data(
     name: str, data, device, dtype, *, num_workers: int = 0, pin_memory: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, y)`` on ``device`` (floating inputs and targets in ``dtype``) from a pair
+    """``(X, y)`` on ``device`` (inputs and real targets in ``dtype``, integer targets
+    as ``int64``, PyTorch's class-index type) from a pair
     of tensors or arrays, a ``TensorDataset`` or any map-style ``Dataset`` of
     ``(input, target)`` items (read once through a ``DataLoader``)."""
     if isinstance(data, tuple | list) and len(data) == 2:
@@ -199,7 +200,7 @@ def read_data(
         raise ValueError(f"{name} is empty")
     X = X.detach().to(device=device, dtype=dtype)
     y = y.detach()
-    y = y.to(device=device, dtype=dtype) if y.is_floating_point() else y.to(device)
+    y = y.to(device=device, dtype=dtype if y.is_floating_point() else torch.int64)
     return X, y
 
 
