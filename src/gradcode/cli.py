@@ -318,6 +318,7 @@ def _show_chunked(scheme) -> None:
 
 @app.command("train")
 def train_cmd(
+    ctx: typer.Context,
     scheme: str = typer.Option("pgc", "--scheme", help="Scheme (see `gradcode codes list`)."),
     workers: int = typer.Option(12, "--workers", "-n", help="Number of workers n."),
     stragglers: int = typer.Option(2, "--stragglers", "-s", help="Stragglers to tolerate s."),
@@ -384,8 +385,15 @@ def train_cmd(
     resume: bool = typer.Option(
         False,
         "--resume",
-        help="Continue the run in OUT from its checkpoint; only --rounds (upward), "
-        "--eval-every, --checkpoint-every and --address may differ from the run's config.json.",
+        help="Continue the run in OUT from its checkpoint (checked whole before anything is "
+        "touched); only --rounds (upward), --eval-every, --checkpoint-every and --address may "
+        "differ from the run's config.json.",
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="OUT holds another run: delete every file of it (checkpoint included) and start "
+        "afresh (without it such a folder is refused).",
     ),
     batch_size: int = typer.Option(
         None, "--batch-size", min=1, help="Minibatch per partition per round (default: all)."
@@ -405,49 +413,37 @@ def train_cmd(
         None, "--scheme-opt", help="Scheme option key=value (repeatable), e.g. l=2, placement=cr."
     ),
 ) -> None:
-    """Train a model with a straggler-resilient scheme (one JSON line per round)."""
+    """Train a model with a straggler-resilient scheme (one JSON line per round).
+
+    Options named like a :class:`~gradcode.runtime.config.RunConfig` field are
+    that field; the rest are translated (``--delay`` and its wrappers,
+    ``--no-verify``, ``--scheme-opt``).  The run folder is locked while the run
+    lasts; a folder holding another run needs ``--overwrite`` (or ``--resume``).
+    """
+    from dataclasses import fields
+
     from .runtime.config import DelaySpec, RunConfig
     from .runtime.loop import TrainingStopped
     from .runtime.run import build_scheme, run
 
+    given = ctx.params
+    named = {f.name for f in fields(RunConfig)} - {"delay", "verify", "scheme_options"}
     with user_errors():
+        if resume and overwrite:
+            raise CLIError("--resume continues the run in OUT; --overwrite deletes it: pick one")
         cfg = RunConfig(
-            scheme=scheme,
-            workers=workers,
-            stragglers=stragglers,
-            dataset=dataset,
-            model=model,
-            partitioning=partitioning,
+            **{name: given[name] for name in named & given.keys()},
             delay=DelaySpec(delay, persistent, bursty, crash),
-            rounds=rounds,
-            optimizer=optimizer,
-            lr=lr,
-            momentum=momentum,
-            deadline=deadline,
-            seed=seed,
-            backend=backend,
-            device=device,
-            eval_every=eval_every,
-            checkpoint_every=checkpoint_every,
-            on_undecodable=on_undecodable,
-            data_dir=data_dir,
             verify=not no_verify,
-            address=address,
-            time_scale=time_scale,
             scheme_options=_scheme_options(scheme, scheme_opt),
-            batch_size=batch_size,
-            dtype=dtype,
-            threads=threads,
-            lr_schedule=lr_schedule,
-            target_accuracy=target_accuracy,
         )
         cfg.delay.build()  # validate before starting anything
         build_scheme(cfg)
         try:
             with _progress(rounds, quiet) as advance:
-                result = run(cfg, out_dir, resume=resume, progress=advance)
+                result = run(cfg, out_dir, resume=resume, progress=advance, overwrite=overwrite)
         except TrainingStopped as exc:
-            raise CLIError(f"training stopped: {exc} (checkpoint in {out_dir})") from None
+            raise CLIError(f"training stopped: {exc}") from None
     fin = result.final()
     out.print(
         f"{cfg.scheme}: {result.rounds} rounds, time {result.wall_clock:.2f}, "
@@ -494,7 +490,7 @@ def _progress(total: int, quiet: bool):
 
         def advance(rec: dict) -> None:
             if "train_loss" in rec:
-                last.update(loss=rec["train_loss"], acc=rec["test_accuracy"])
+                last.update(loss=rec["train_loss"], acc=rec.get("test_accuracy", float("nan")))
             info = f"t={rec['time']:.1f}"
             if last:
                 info += f" loss={last['loss']:.4f} acc={last['acc']:.3f}"

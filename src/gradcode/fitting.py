@@ -28,81 +28,53 @@ What happens:
 * ``loss_fn(output, target)`` returns the batch *mean* (PyTorch's default);
   any loss works, regression too.  ``metrics`` maps names to
   ``fn(outputs, targets) -> float`` evaluated on ``test_data``.
-* ``optimizer(params)`` builds any ``torch.optim`` optimizer over the model's
-  own parameters; ``scheduler(optimizer)`` an optional LR scheduler (stepped
-  once per round); ``clip_grad_norm`` clips the decoded gradient.
-* The model is trained in place and ``result.state_dict`` holds the final
-  weights; with ``out`` the run also writes ``config.json``,
-  ``rounds.jsonl``, ``summary.json`` and ``model.pt`` (a ``state_dict``,
-  ``torch.load(..., weights_only=True)``) there, plus ``checkpoint.pt`` every
-  ``checkpoint_every`` rounds.
+* ``optimizer(params)`` builds any ``torch.optim`` optimizer over exactly the
+  parameters it is given (the model's trainable ones; ``None``: SGD at lr
+  0.1); ``scheduler(optimizer)`` an optional LR scheduler (stepped once per
+  round); ``clip_grad_norm`` clips the decoded gradient.
+* The model's *trainable* parameters (``requires_grad=True``) are trained in
+  place; frozen ones are never sent, decoded or stepped.  ``result.state_dict``
+  holds the final weights.
+* With ``out`` the run writes the same files as ``gradcode train``, with the
+  same fields (one composition root, :func:`gradcode.runtime.run.run`):
+  ``config.json``, ``rounds.jsonl``, ``summary.json`` and ``model.pt`` (a
+  ``state_dict``, ``torch.load(..., weights_only=True)``), plus
+  ``checkpoint.pt`` every ``checkpoint_every`` rounds.  The folder is locked
+  for the run; one that holds another run is refused unless
+  ``overwrite=True`` (which deletes every file of the old run first) or
+  ``resume=True`` (continue it from its checkpoint, checked whole first).
+* Every argument is checked before round 0 and before any file is written
+  (:mod:`gradcode.fitting_checks`): a ``TypeError`` or ``ValueError`` whose
+  message names the argument, including a dry run of one training and one
+  test batch through the model, the loss and the metrics (a summed loss is
+  refused).  A ``batch_size`` larger than a partition is clamped to it, with a
+  warning.  A loss, gradient or weights that become non-finite stop training
+  with :class:`~gradcode.runtime.loop.TrainingStopped` (and a checkpoint of the
+  last finite weights with ``out``), as ``gradcode train`` does.
 * ``backend="local"`` computes in this process on a virtual clock
   (deterministic for a seed); ``backend="ray"`` runs real actors.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .codes import make_scheme
-from .data import PARTITIONINGS, partition
-from .runtime.checkpoint import atomic_torch_save, atomic_write_text, dumps_strict, strict
-from .runtime.cluster import LocalCluster, Schedule
-from .runtime.config import DelaySpec
-from .runtime.loop import JsonLinesLog, LoopConfig, TrainResult, train
-from .runtime.run import torch_threads
+from . import fitting_checks as chk
+from .codes import REGISTRY
+from .datasets import PARTITIONINGS
+from .runtime.config import MAX_WORKERS, DelaySpec, RunConfig
+from .runtime.loop import TrainResult
+from .runtime.run import UserTask, build_scheme, run
 from .stragglers import DelayModel
-from .task import Task, TensorData
 
-
-def as_tensors(
-    data, device: torch.device, *, num_workers: int = 0, pin_memory: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, y)`` tensors from a pair of tensors, a ``TensorDataset`` or any
-    map-style ``Dataset`` of ``(input, target)`` items (read through a ``DataLoader``)."""
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        X, y = (torch.as_tensor(a) for a in data)
-    elif isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) == 2:
-        X, y = data.tensors
-    elif isinstance(data, torch.utils.data.Dataset):
-        try:
-            n = len(data)
-        except TypeError:
-            raise ValueError("data must be a map-style Dataset (with __len__)") from None
-        if n == 0:
-            raise ValueError("the dataset is empty")
-        loader = torch.utils.data.DataLoader(
-            data, batch_size=1024, shuffle=False, num_workers=num_workers, pin_memory=pin_memory
-        )
-        xs, ys = [], []
-        for batch in loader:
-            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-                raise ValueError("dataset items must be (input, target) pairs")
-            xs.append(torch.as_tensor(batch[0]))
-            ys.append(torch.as_tensor(batch[1]))
-        X, y = torch.cat(xs), torch.cat(ys)
-    else:
-        raise ValueError(
-            f"data must be a torch Dataset or a pair of tensors (X, y), got {type(data).__name__}"
-        )
-    if len(X) != len(y):
-        raise ValueError(f"inputs and targets differ in length: {len(X)} vs {len(y)}")
-    return X.to(device), y.to(device)
-
-
-def _delay(delay) -> DelayModel:
-    if isinstance(delay, DelayModel):
-        return delay
-    if isinstance(delay, DelaySpec):
-        return delay.build()
-    return DelaySpec(base=str(delay)).build()
+#: The optimizer of ``optimizer=None``: plain SGD at this learning rate.
+DEFAULT_LR = 0.1
 
 
 def fit(
@@ -112,7 +84,7 @@ def fit(
     scheme: str = "pgc",
     workers: int = 12,
     stragglers: int = 2,
-    delay: str | DelayModel = "shifted-exp:a=1,mu=1",
+    delay: str | DelaySpec | DelayModel = "shifted-exp:a=1,mu=1",
     loss_fn: Callable = F.cross_entropy,
     optimizer: Callable | None = None,
     batch_size: int | None = None,
@@ -133,102 +105,141 @@ def fit(
     pin_memory: bool = False,
     scheme_options: Mapping[str, object] | None = None,
     progress: Callable[[dict], None] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` with ``scheme``; see the module docstring.
 
     Returns a :class:`~gradcode.runtime.loop.TrainResult` (``state_dict``,
     ``history``, ``weights``, ``wall_clock``, ``final()``).
     """
-    if backend not in ("local", "ray"):
-        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
-    if partitioning not in PARTITIONINGS:
-        raise ValueError(f"unknown partitioning {partitioning!r}; choose {list(PARTITIONINGS)}")
-    s = 0 if scheme == "dgd" else stragglers
-    rng = np.random.default_rng(seed)
-    code = make_scheme(scheme, workers, s, rng=rng, **dict(scheme_options or {}))
-    params = list(model.parameters())
-    if not params:
-        raise ValueError("the model has no parameters to train")
-    device = params[0].device
-    with torch_threads(threads):
-        X, y = as_tensors(train_data, device, num_workers=num_workers, pin_memory=pin_memory)
-        Xt = yt = None
-        if test_data is not None:
-            Xt, yt = as_tensors(test_data, device, num_workers=num_workers, pin_memory=pin_memory)
-        labels = y.cpu().numpy() if y.ndim == 1 else np.zeros(len(y))
-        parts = partition(labels, code.k, partitioning, np.random.default_rng([seed, 1]))
-        task = Task(
-            TensorData("user", X, y, Xt, yt),
-            model,
-            parts,
-            model_name=type(model).__name__,
-            partitioning=partitioning,
-            device=device,
-            loss_fn=loss_fn,
-            metrics=metrics or {},
-            batch_size=batch_size,
-            seed=int(np.random.default_rng([seed, 2]).integers(2**62)),
-        )
-        schedule = Schedule(_delay(delay), seed, rounds, workers)
-        if backend == "local":
-            cluster = LocalCluster(code, task, schedule, deadline=deadline)
-        else:
-            cluster = _ray_cluster(code, task, schedule, deadline)
-        cfg = LoopConfig(
-            rounds=rounds,
-            optimizer=optimizer or (lambda p: torch.optim.SGD(p, lr=0.1)),
-            eval_every=eval_every,
-            checkpoint_every=checkpoint_every,
-            scheduler=scheduler,
-            clip_grad_norm=clip_grad_norm,
-        )
-        out_dir = None if out is None else Path(out)
-        log = None
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            record = dict(
-                scheme=scheme, workers=workers, stragglers=s, delay=str(delay), rounds=rounds,
-                batch_size=batch_size, seed=seed, backend=backend, partitioning=partitioning,
-                model=type(model).__name__, num_params=task.num_params, n_train=len(y),
-                loss_fn=getattr(loss_fn, "__name__", repr(loss_fn)),
-            )  # fmt: skip
-            atomic_write_text(out_dir / "config.json", json.dumps(record, indent=2, default=str))
-            log = JsonLinesLog(out_dir / "rounds.jsonl")
-        try:
-            result = train(
-                code,
-                cluster,
-                task,
-                cfg,
-                log=log,
-                checkpoint_path=None if out_dir is None else out_dir / "checkpoint.pt",
-                progress=progress,
-            )
-        finally:
-            if log is not None:
-                log.close()
-            cluster.close()
-    if out_dir is not None:
-        summary = {"scheme": scheme, "rounds": result.rounds, "wall_clock": result.wall_clock}
-        summary.update(
-            {
-                k: v
-                for k, v in result.final().items()
-                if k in ("train_loss", "epoch") or k.startswith("test_")
-            }
-        )
-        atomic_write_text(out_dir / "summary.json", dumps_strict(strict(summary), indent=2))
-        atomic_torch_save(result.state_dict, out_dir / "model.pt")
-    return result
+    args = dict(locals())
+    cfg, user = prepare(**args)
+    return run(
+        cfg,
+        chk.out_path(out),
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        user=user,
+    )
 
 
-def _ray_cluster(code, task, schedule, deadline):
-    """A Ray cluster whose actors run ``task`` (the user's model and data).
+def prepare(model, train_data, **kw) -> tuple[RunConfig, UserTask]:
+    """Check every argument of :func:`fit` (same names) and translate them into the
+    run's :class:`RunConfig` and the :class:`UserTask` of the user's objects.
 
-    Each actor holds only its worker's partitions and calls
-    ``task.partition_gradients(weights, t, parts)`` with the round ``t``, so
-    minibatches match the local backend's.
+    Cheap checks come first (types and ranges of the scalars, the scheme, the
+    output folder), then the model, the data and the dry run.  Nothing is written.
     """
-    from .runtime.ray_cluster import RayCluster
+    cfg = _scalars(kw)
+    chk.out_path(kw["out"])
+    if kw["resume"] and kw["out"] is None:
+        raise ValueError("resume=True needs out, the folder of the run to continue")
+    device, dtype = chk.check_model(model)
+    workers = chk.integer("num_workers", kw["num_workers"], 0)
+    read = dict(device=device, dtype=dtype, num_workers=workers, pin_memory=kw["pin_memory"])
+    X, y = chk.read_data("train_data", train_data, **read)
+    Xt = yt = None
+    if kw["test_data"] is not None:
+        Xt, yt = chk.read_data("test_data", kw["test_data"], **read)
+        chk.check_test_data(X, y, Xt, yt)
+    chk.check_partitioning(kw["partitioning"], y)
+    loss_fn = kw["loss_fn"]
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be a callable (outputs, targets) -> mean loss, got "
+            f"{type(loss_fn).__name__}"
+        )
+    metrics = chk.mapping_of("metrics", kw["metrics"], "callables fn(outputs, targets)")
+    for key, fn in metrics.items():
+        if not callable(fn):
+            raise TypeError(f"metrics[{key!r}] must be a callable fn(outputs, targets) -> float")
+    chk.dry_run(model, loss_fn, metrics, X, y, Xt, yt)
+    opt = chk.check_optimizer(kw["optimizer"], model)
+    named = opt is None
+    if named:
+        opt = torch.optim.SGD(chk.trainable(model), lr=DEFAULT_LR)
+    sched = chk.check_scheduler(kw["scheduler"], opt)
+    lr, momentum, weight_decay = chk.hyperparameters(opt.param_groups[0])
+    cfg = replace(
+        cfg,
+        dataset=f"user:{chk.data_digest(X, y)}",
+        model=type(model).__name__,
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+        optimizer="sgd" if named else f"user:{type(opt).__name__}",
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        lr_schedule="constant" if sched is None else f"user:{type(sched).__name__}",
+    )
+    delay_model = kw["delay"] if isinstance(kw["delay"], DelayModel) else None
+    user = UserTask(
+        model, X, y, Xt, yt, loss_fn, metrics, kw["optimizer"], kw["scheduler"], delay_model
+    )
+    return cfg, user
 
-    return RayCluster(code, task, schedule, deadline=deadline)
+
+def _scalars(kw) -> RunConfig:
+    """The plain values of :func:`fit` as a first :class:`RunConfig` (model, data and
+    optimizer fields filled in later): types, ranges and the scheme checked."""
+    opt = lambda name, f, *a: None if kw[name] is None else f(name, kw[name], *a)  # noqa: E731
+    for name in ("pin_memory", "overwrite", "resume"):
+        chk.flag(name, kw[name])
+    for name, what in (
+        ("optimizer", "a callable params -> torch.optim.Optimizer"),
+        ("scheduler", "a callable optimizer -> LR scheduler"),
+        ("progress", "a callable taking each round's record"),
+    ):
+        chk.callable_or_none(name, kw[name], what)
+    if kw["resume"] and kw["overwrite"]:
+        raise ValueError(
+            "resume=True continues the run in out, overwrite=True deletes it: pick one"
+        )
+    options = chk.mapping_of("scheme_options", kw["scheme_options"], "values")
+    cfg = RunConfig(
+        scheme=chk.choice("scheme", kw["scheme"], tuple(REGISTRY)),
+        workers=chk.integer("workers", kw["workers"], 1, MAX_WORKERS),
+        stragglers=chk.integer("stragglers", kw["stragglers"], 0, MAX_WORKERS),
+        delay=_delay(kw["delay"]),
+        rounds=chk.integer("rounds", kw["rounds"], 1),
+        batch_size=opt("batch_size", chk.integer, 1),
+        seed=chk.integer("seed", kw["seed"], 0, 2**63 - 1),
+        backend=chk.choice("backend", kw["backend"], ("local", "ray")),
+        partitioning=chk.choice("partitioning", kw["partitioning"], tuple(PARTITIONINGS)),
+        eval_every=chk.integer("eval_every", kw["eval_every"], 1),
+        checkpoint_every=chk.integer("checkpoint_every", kw["checkpoint_every"], 0),
+        threads=chk.integer("threads", kw["threads"], 1, 1024),
+        deadline=opt("deadline", chk.number),
+        clip_grad_norm=opt("clip_grad_norm", chk.number),
+        scheme_options=tuple(options.items()),
+    )
+    try:
+        build_scheme(cfg)
+    except ValueError:
+        raise
+    except Exception as exc:  # a scheme option of the wrong kind, deep in its constructor
+        raise ValueError(f"scheme_options {options} for scheme {cfg.scheme!r}: {exc}") from exc
+    return cfg
+
+
+def _delay(delay) -> DelaySpec:
+    """The :class:`DelaySpec` of ``delay`` (a spec string, a ``DelaySpec``, or a
+    ``DelayModel`` object, recorded by its ``repr``), checked by building it."""
+    if isinstance(delay, DelayModel):
+        return DelaySpec(base=f"user:{delay!r}")
+    if isinstance(delay, str):
+        delay = DelaySpec(base=delay)
+    if not isinstance(delay, DelaySpec):
+        raise TypeError(
+            "delay must be a spec such as 'shifted-exp:a=1,mu=1', a DelaySpec or a "
+            f"DelayModel, got {type(delay).__name__}"
+        )
+    try:
+        delay.build()
+    except ValueError as exc:
+        raise ValueError(f"delay: {exc}") from None
+    except Exception as exc:  # a DelaySpec built with non-string fields
+        raise TypeError(f"delay: {type(exc).__name__}: {exc}") from None
+    return delay

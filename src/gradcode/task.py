@@ -253,10 +253,15 @@ class Task:
         self.metrics = {"accuracy": accuracy} if metrics is None else dict(metrics)
         self.seed = int(seed)
         self.sampler = MinibatchSampler([len(p) for p in self.partitions], batch_size, seed)
-        self._names = [n for n, _ in self.model.named_parameters()]
-        self._shapes = [p.shape for _, p in self.model.named_parameters()]
-        self._numels = [p.numel() for _, p in self.model.named_parameters()]
-        self._w0 = flatten(self.model)
+        # The weights are the trainable parameters only: frozen ones (requires_grad=False)
+        # are never sent, decoded or stepped; the model keeps their values.
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError("the model has no trainable parameters (requires_grad=True)")
+        self._names = [n for n, _ in trainable]
+        self._shapes = [p.shape for _, p in trainable]
+        self._numels = [p.numel() for _, p in trainable]
+        self._w0 = parameters_to_vector([p for _, p in trainable]).detach().clone()
         self._X = self._tensor(dataset.X_train, self.dtype)
         self._y = self._target(dataset.y_train)
         self._Xt = self._tensor(getattr(dataset, "X_test", None), self.dtype)
@@ -369,8 +374,9 @@ class Task:
         return self._w0.clone()
 
     def parameters(self) -> list[nn.Parameter]:
-        """The master model's parameters (what the optimizer steps)."""
-        return list(self.model.parameters())
+        """The master model's trainable parameters (what the optimizer steps)."""
+        named = dict(self.model.named_parameters())
+        return [named[n] for n in self._names]
 
     def epoch(self, t: int) -> float:
         """Epochs of training data consumed after round ``t``."""

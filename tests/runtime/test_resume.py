@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from gradcode.cli import main
-from gradcode.runtime.config import (
-    DelaySpec,
-    RunConfig,
-    check_resume,
-    config_record,
-    resume_mismatch,
-)
+from gradcode.runtime.config import DelaySpec, RunConfig
+from gradcode.runtime.resume import check_resume, config_record, resume_mismatch
 
 BASE = RunConfig(scheme="frc", workers=6, stragglers=1, rounds=4, checkpoint_every=2)
 ARGS = ["train", "--scheme", "frc", "-n", "6", "-s", "1", "--rounds", "4",
@@ -156,3 +151,92 @@ def test_a_foreign_file_as_checkpoint_is_one_line(started, capsys):
     code, out, err = _cli(capsys, *ARGS, "--out", str(started), "--resume")
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in out + err
+
+
+# ------------------------------------------- the whole checkpoint, before anything
+
+
+def _tamper(folder: Path, change) -> None:
+    from gradcode.runtime.checkpoint import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(folder / "checkpoint.pt")
+    change(ck)
+    save_checkpoint(folder / "checkpoint.pt", ck)
+
+
+def _set(key, value):
+    return lambda ck: ck.__setitem__(key, value)
+
+
+def _lr(value):
+    def change(ck):
+        ck["optimizer"]["param_groups"][0]["lr"] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (_set("round", 99), "is at round 99, outside this run's 0..6 rounds"),  # emptied the log
+        (_set("round", -1), "is at round -1"),
+        (lambda ck: ck.pop("master"), "is incomplete (no master)"),  # cut the log, then KeyError
+        (lambda ck: ck.pop("cluster"), "is incomplete (no cluster)"),
+        (_set("cluster", {"clock": 0.0}), "has no worker state"),
+        (_lr(1e9), "optimizer setting lr=1000000000.0; the configuration's is 0.5"),
+        (lambda ck: ck.__setitem__("weights", ck["weights"].long()), "holds int64 weights"),
+        (lambda ck: ck.__setitem__("weights", ck["weights"][:3]), "holds weights of shape (3,)"),
+        (lambda ck: ck.__setitem__("weights", ck["weights"] * float("nan")), "non-finite"),
+        (lambda ck: ck["history"].pop(), "its history holds 3 rounds"),
+        (_set("master", {"x": 1}), "master state of type dict"),
+        (_set("scheduler", {"last_epoch": 3}), "with an LR scheduler"),
+    ],
+)
+def test_a_bad_checkpoint_is_refused_before_any_file_changes(started, capsys, change, needle):
+    _tamper(started, change)
+    before = _snapshot(started)
+    code, out, err = _cli(capsys, *ARGS, "--rounds", "6", "--out", str(started), "--resume")
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gradcode: error: --resume"), err
+    assert needle in lines[0] and "Traceback" not in out + err, lines[0]
+    assert _snapshot(started) == before  # the log is neither emptied nor cut
+
+
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        (lambda log: log.unlink(), "rounds.jsonl is missing but the checkpoint is at round 4"),
+        (lambda log: log.write_text("".join(log.read_text().splitlines(True)[:2])),
+         "holds 2 rounds but the checkpoint is at round 4 (cut?)"),
+        (lambda log: log.write_text(log.read_text().replace('"time": ', '"time": 1', 1)),
+         "line 1 of"),
+    ],
+)  # fmt: skip
+def test_a_log_that_is_not_the_checkpoints_is_an_error_saying_how_to_recover(
+    started, capsys, damage, needle
+):
+    damage(started / "rounds.jsonl")
+    before = _snapshot(started)
+    code, out, err = _cli(capsys, *ARGS, "--rounds", "6", "--out", str(started), "--resume")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert needle in err and "--overwrite" in err and "Traceback" not in out + err
+    assert _snapshot(started) == before
+
+
+def test_a_resume_after_a_kill_drops_log_lines_past_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [*ARGS, "--rounds", "5", "--checkpoint-every", "2", "--out", str(out)]
+    assert _cli(capsys, *argv)[0] == 0  # checkpoint at round 4, log has rounds 0-4
+    (out / "summary.json").unlink()  # as after a kill in round 5
+    code, _, err = _cli(capsys, *argv, "--rounds", "7", "--resume")
+    assert code == 0, err
+    rounds = [json.loads(x)["round"] for x in (out / "rounds.jsonl").read_text().splitlines()]
+    assert rounds == list(range(7))
+    assert json.loads((out / "summary.json").read_text())["rounds"] == 7
+
+
+def test_a_refused_resume_keeps_the_old_summary_and_model(started, capsys):
+    _tamper(started, _set("round", 99))
+    _cli(capsys, *ARGS, "--rounds", "6", "--out", str(started), "--resume")
+    assert (started / "summary.json").is_file() and (started / "model.pt").is_file()

@@ -23,11 +23,10 @@ Example::
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from ..stragglers import (
     AdditivePause,
@@ -248,7 +247,21 @@ class DelaySpec:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One training run.  ``scheme_options`` is a tuple of (key, value) pairs."""
+    """One training run, as plain values: the one description of a run.
+
+    The CLI (``gradcode train``), :func:`gradcode.fit` and the experiment grid
+    each translate their own inputs into a ``RunConfig``;
+    :func:`gradcode.runtime.run.run` builds and runs it and is the only writer
+    of the run folder (``config.json`` is ``asdict(cfg)``).  ``scheme_options``
+    is a tuple of (key, value) pairs.
+
+    A run of :func:`gradcode.fit` names the user's objects it was given:
+    ``dataset="user:<digest>"``, ``model`` the module's class name,
+    ``optimizer="user:<class>"`` with the optimizer's ``lr``, ``momentum`` and
+    ``weight_decay`` read off it, ``lr_schedule="user:<class>"`` for a
+    scheduler; the objects themselves travel beside the config in a
+    :class:`~gradcode.runtime.run.UserTask`.
+    """
 
     scheme: str = "pgc"
     workers: int = 12
@@ -258,7 +271,7 @@ class RunConfig:
     partitioning: str = "iid"
     delay: DelaySpec = field(default_factory=DelaySpec)
     rounds: int = 100
-    optimizer: str = "sgd"
+    optimizer: str = "sgd"  # or "adam"; "user:<class>" for fit's optimizer factory
     lr: float = 0.5
     momentum: float = 0.0
     weight_decay: float = 0.0
@@ -277,31 +290,14 @@ class RunConfig:
     batch_size: int | None = None  # per partition per round (None: the whole partition)
     dtype: str = "float32"  # of weights, gradients and messages ("float64" for exactness)
     threads: int = 1  # torch intra-op threads of the in-process computation
-    lr_schedule: str = "constant"  # or "cosine": lr -> 0 over the run's rounds
+    #: "constant" or "cosine" (lr -> 0 over the run's rounds); "user:<class>" for fit's.
+    lr_schedule: str = "constant"
     #: Stop at the first evaluation whose test accuracy reaches this (None: run every round).
     target_accuracy: float | None = None
+    #: Clip the decoded gradient to this L2 norm before each step (None: no clipping).
+    clip_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
-        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
-            raise ValueError(f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(
-                f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
-            )
-        if self.backend not in ("local", "ray"):
-            raise ValueError(f"backend must be 'local' or 'ray', got {self.backend!r}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
-        if self.time_scale is not None and self.time_scale < 0:
-            raise ValueError(f"time_scale must be >= 0, got {self.time_scale}")
-        if self.eval_every < 1:
-            raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
         check_ranges(self)
 
     @property
@@ -319,19 +315,30 @@ MAX_LR = 1e6
 MAX_SCHEDULE = 10**8
 
 
+def _is_user(name) -> bool:
+    """``"user:<class>"``: an object given to :func:`gradcode.fit` (not a named choice)."""
+    return isinstance(name, str) and name.startswith("user:")
+
+
 def check_ranges(cfg: RunConfig) -> None:
     """Reject values that make no sense before anything runs (one ``ValueError``).
 
-    Numbers must be finite; ``lr`` in ``(0, MAX_LR]``; ``deadline`` positive;
-    ``momentum`` in ``[0, 1)``; ``weight_decay``, ``seed`` (``< 2**63``),
-    ``checkpoint_every``, ``time_scale`` and ``stragglers`` non-negative;
-    ``1 <= workers <= MAX_WORKERS``;
-    ``rounds * workers <= MAX_SCHEDULE``.
+    Counts are integers (``bool`` is not); numbers must be finite; ``lr`` in
+    ``(0, MAX_LR]``; ``deadline`` positive; ``momentum`` in ``[0, 1)``;
+    ``weight_decay``, ``seed`` (``< 2**63``), ``checkpoint_every``,
+    ``time_scale`` and ``stragglers`` non-negative; ``eval_every``,
+    ``threads`` and ``batch_size`` positive; ``1 <= workers <= MAX_WORKERS``;
+    ``rounds * workers <= MAX_SCHEDULE`` (the straggler schedule is drawn up
+    front: bounded before it is allocated).
 
     >>> RunConfig(deadline=-1.0)
     Traceback (most recent call last):
     ...
     ValueError: deadline must be a positive finite number, got -1.0
+    >>> RunConfig(rounds=2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: rounds must be an integer, got 2.5
     """
 
     def need(ok: bool, name: str, what: str) -> None:
@@ -341,14 +348,25 @@ def check_ranges(cfg: RunConfig) -> None:
     def finite(x) -> bool:
         return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
-    for name in ("workers", "stragglers", "rounds", "seed", "eval_every", "checkpoint_every"):
-        need(isinstance(getattr(cfg, name), int), name, "an integer")
+    def integer(x) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    counts = ("workers", "stragglers", "rounds", "seed", "eval_every", "checkpoint_every")
+    for name in (*counts, "threads"):
+        need(integer(getattr(cfg, name)), name, "an integer")
+    if cfg.batch_size is not None:
+        need(integer(cfg.batch_size) and cfg.batch_size >= 1, "batch_size", "an integer >= 1")
+    for name in ("scheme", "dataset", "model", "partitioning", "device", "dtype"):
+        need(isinstance(getattr(cfg, name), str), name, "a string")
+    need(isinstance(cfg.delay, DelaySpec), "delay", "a DelaySpec")
     need(1 <= cfg.workers <= MAX_WORKERS, "workers", f"in 1..{MAX_WORKERS}")
     need(0 <= cfg.stragglers <= MAX_WORKERS, "stragglers", ">= 0")  # s < n: the scheme checks
     need(cfg.rounds >= 1, "rounds", ">= 1")
     need(cfg.rounds * cfg.workers <= MAX_SCHEDULE, "rounds", f"<= {MAX_SCHEDULE:.0e} / workers")
     need(0 <= cfg.seed < 2**63, "seed", "in 0..2**63 - 1")
+    need(cfg.eval_every >= 1, "eval_every", ">= 1")
     need(cfg.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0 = never)")
+    need(cfg.threads >= 1, "threads", ">= 1")
     need(finite(cfg.lr) and 0 < cfg.lr <= MAX_LR, "lr", f"a finite number in (0, {MAX_LR:g}]")
     need(finite(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum", "a finite number in [0, 1)")
     need(finite(cfg.weight_decay) and cfg.weight_decay >= 0, "weight_decay", "finite and >= 0")
@@ -356,87 +374,20 @@ def check_ranges(cfg: RunConfig) -> None:
         need(finite(cfg.deadline) and cfg.deadline > 0, "deadline", "a positive finite number")
     if cfg.time_scale is not None:
         need(finite(cfg.time_scale) and cfg.time_scale >= 0, "time_scale", "finite and >= 0")
-    need(cfg.optimizer in ("sgd", "adam"), "optimizer", "'sgd' or 'adam'")
-    need(cfg.on_undecodable in ("fallback", "stop"), "on_undecodable", "'fallback' or 'stop'")
-
-
-# ------------------------------------------------------------------ resuming
-
-#: Fields a resumed run may change: they do not alter the trained trajectory.
-#: ``rounds`` may only grow (checked separately).
-RESUMABLE_CHANGES = frozenset({"rounds", "eval_every", "checkpoint_every", "address"})
-
-
-def config_record(cfg: RunConfig) -> dict:
-    """``cfg`` as the JSON-ready dict written to ``config.json``."""
-    return json.loads(json.dumps(asdict(cfg), default=str))
-
-
-def resume_mismatch(saved: dict, cfg: RunConfig) -> list[str]:
-    """Fields in which ``cfg`` differs from the ``saved`` ``config.json`` of a run,
-    as ``"name: old -> new"`` strings; empty when ``cfg`` may resume that run.
-
-    Pure: compares two values, touches no file.  Only :data:`RESUMABLE_CHANGES`
-    may differ, and ``rounds`` only upward.  A field missing from ``saved``
-    (added to :class:`RunConfig` since) counts as its default.
-
-    >>> old = config_record(RunConfig(rounds=10))
-    >>> resume_mismatch(old, RunConfig(rounds=20, eval_every=5))
-    []
-    >>> resume_mismatch(old, RunConfig(rounds=5, lr=0.1, workers=6))
-    ['workers: 12 -> 6', 'rounds: 10 -> 5 (may only grow)', 'lr: 0.5 -> 0.1']
-    """
-    new, default = config_record(cfg), config_record(RunConfig())
-    flat_new, flat_old, flat_default = _flat(new), _flat(saved), _flat(default)
-    out = []
-    for key, value in flat_new.items():
-        old = flat_old.get(key, flat_default.get(key))
-        top = key.split(".")[0]
-        if top == "rounds":
-            if isinstance(old, int) and value < old:
-                out.append(f"rounds: {old} -> {value} (may only grow)")
-        elif top not in RESUMABLE_CHANGES and old != value:
-            out.append(f"{key}: {_show(old)} -> {_show(value)}")
-    out += [f"{key}: {_show(flat_old[key])} -> (absent)" for key in flat_old.keys() - flat_new]
-    return out
-
-
-def check_resume(cfg: RunConfig, out_dir) -> None:
-    """Refuse (``ValueError``, one line) to resume ``out_dir`` with a different run.
-
-    Reads ``out_dir/config.json`` only; writes nothing.
-    """
-    from pathlib import Path
-
-    path = Path(out_dir) / "config.json"
-    try:
-        saved = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(
-            f"--resume: nothing to resume in {out_dir} (no config.json or checkpoint)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"--resume: cannot read {path}: {exc}") from None
-    if not isinstance(saved, dict):
-        raise ValueError(f"--resume: {path} is not a gradcode run configuration")
-    diff = resume_mismatch(saved, cfg)
-    if diff:
-        raise ValueError(
-            f"--resume: the run in {out_dir} was started with a different configuration "
-            f"({'; '.join(diff)}); only --rounds (upward), --eval-every, --checkpoint-every "
-            "and --address may change"
-        )
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _show(value) -> str:
-    return "none" if value is None else str(value)
+    if cfg.clip_grad_norm is not None:
+        positive = finite(cfg.clip_grad_norm) and cfg.clip_grad_norm > 0
+        need(positive, "clip_grad_norm", "a positive finite number")
+    if cfg.target_accuracy is not None:
+        need(finite(cfg.target_accuracy) and 0 < cfg.target_accuracy <= 1,
+             "target_accuracy", "in (0, 1]")  # fmt: skip
+    choices = {
+        "optimizer": ("sgd", "adam"),
+        "on_undecodable": ("fallback", "stop"),
+        "backend": ("local", "ray"),
+        "dtype": ("float32", "float64"),
+        "lr_schedule": ("constant", "cosine"),
+    }
+    for name, valid in choices.items():
+        value = getattr(cfg, name)
+        user = name in ("optimizer", "lr_schedule") and _is_user(value)
+        need(value in valid or user, name, " or ".join(repr(v) for v in valid))

@@ -113,10 +113,13 @@ def train(
     cfg: LoopConfig,
     log: Callable[[dict], None] | None = None,
     checkpoint_path: Path | None = None,
-    resume: Path | None = None,
+    resume: Path | dict | None = None,
     progress: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Run ``cfg.rounds`` rounds; return the final weights and the per-round records."""
+    """Run ``cfg.rounds`` rounds; return the final weights and the per-round records.
+
+    ``resume``: a checkpoint file, or a checkpoint already read (and checked, see
+    :mod:`gradcode.runtime.resume`) by the caller."""
     fp = FlatParams(_parameters(oracle))
     fp.load(oracle.initial_weights())
     opt = cfg.optimizer(fp.params)
@@ -124,7 +127,7 @@ def train(
     master = scheme.init_master()
     start, history, clock = 0, [], 0.0
     if resume is not None:
-        ck = load_checkpoint(resume, map_location=fp.flat.device)
+        ck = resume if isinstance(resume, dict) else load_checkpoint(resume, fp.flat.device)
         fp.load(ck["weights"])
         start, master, clock, history = ck["round"], ck["master"], ck["clock"], ck["history"]
         opt.load_state_dict(ck["optimizer"])
@@ -171,9 +174,7 @@ def train(
         if not out.ready:
             notes.append("stop rule not met (deadline or too many failures)")
             if cfg.on_undecodable == "stop" and not out.decodable:
-                stopped = f"round {t}: more than s={scheme.s} workers unavailable; stopping"
-                checkpoint(t)
-                raise TrainingStopped(stopped)
+                stop(f"round {t}: more than s={scheme.s} workers unavailable; stopping")
         master, upd = scheme.master_update(master, t, on_time, late)
         if observe is not None:
             observe(w, t)

@@ -49,12 +49,17 @@ OptimizerFactory = Callable[[Sequence[torch.nn.Parameter]], torch.optim.Optimize
 
 
 class FlatParams:
-    """Parameters re-pointed into one flat tensor ``flat`` (grads into ``grad``)."""
+    """Trainable parameters re-pointed into one flat tensor ``flat`` (grads into
+    ``grad``); frozen ones (``requires_grad=False``) are refused: they are not
+    part of the weights a scheme sends (:meth:`gradcode.task.Task.parameters`)."""
 
     def __init__(self, params: Sequence[torch.Tensor]) -> None:
         self.params = list(params)
         if not self.params:
             raise ValueError("the model has no parameters to train")
+        frozen = [i for i, p in enumerate(self.params) if not p.requires_grad]
+        if frozen:  # a frozen parameter must not be sent, decoded or stepped
+            raise ValueError(f"parameters {frozen} have requires_grad=False: pass trainable only")
         dtypes = {p.dtype for p in self.params}
         devices = {p.device for p in self.params}
         if len(dtypes) > 1 or len(devices) > 1:

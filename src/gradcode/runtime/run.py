@@ -1,52 +1,73 @@
-"""Build and run a training job from a :class:`RunConfig`, writing its outputs.
+"""The composition root: build a :class:`RunConfig` into a run and run it.
 
-Outputs in ``out_dir``:
+One function, :func:`run`, turns the one description of a run into objects
+-- scheme -> task -> schedule -> cluster -> loop -- and its folder; the CLI
+(``gradcode train``), :func:`gradcode.fit` and the experiment grid all call
+it, so their files are the same:
 
-* ``config.json`` -- the run's configuration;
+* ``config.json`` -- the run's configuration (``asdict(cfg)``);
 * ``rounds.jsonl`` -- one JSON line per round (times, arrivals, decoder,
   residual, staleness, fallbacks, and periodic loss/accuracy);
-* ``summary.json`` -- final metrics (strict JSON: non-finite values are
-  ``null``, listed under ``"nonfinite"``);
+* ``summary.json`` -- final metrics (:func:`summarize`; strict JSON:
+  non-finite values are ``null``, listed under ``"nonfinite"``);
 * ``model.pt`` -- the final weights as the model's ``state_dict``
   (``torch.load(path, weights_only=True)``);
 * ``checkpoint.pt`` -- written every ``checkpoint_every`` rounds (and when
   training stops); ``resume=True`` continues from it.  No pickle: tensors plus
   JSON (see :mod:`gradcode.runtime.checkpoint`).
 
-Every file is written atomically (temporary file + rename); ``rounds.jsonl``
-is appended line by line, flushed.  Torch's intra-op thread count is set to
-``cfg.threads`` (default 1) for the run and restored afterwards.
+The folder belongs to one run (:mod:`gradcode.runtime.rundir`): it is locked
+for the whole run, a fresh run refuses another run's files unless
+``overwrite`` (then deletes them all first), and a resume checks the whole
+checkpoint and log before touching anything.  :func:`gradcode.fit`'s own
+objects (model, data, loss, metrics, optimizer and scheduler factories)
+travel beside the config in a :class:`UserTask`.  Torch's intra-op thread
+count is set to ``cfg.threads`` (default 1) for the run and restored
+afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..codes import make_scheme
-from .checkpoint import atomic_torch_save, atomic_write_text, dumps_strict, strict
 from .cluster import LocalCluster, Schedule
-from .config import RunConfig, check_resume
-from .loop import (
-    JsonLinesLog,
-    LoopConfig,
-    OptimizerConfig,
-    TrainResult,
-    reached_target,
-    read_json_lines,
-    train,
-)
+from .config import RunConfig
+from .loop import LoopConfig, OptimizerConfig, TrainResult, reached_target, train
+from .rundir import RunFolder
 
-CHECKPOINT = "checkpoint.pt"
+
+@dataclass(frozen=True, eq=False)
+class UserTask:
+    """What :func:`gradcode.fit` brings that a :class:`RunConfig` cannot name: the
+    user's own objects, already checked (:mod:`gradcode.fitting_checks`).
+
+    ``X``, ``y`` (and ``X_test``, ``y_test``) are tensors on the model's device;
+    ``optimizer(params)`` and ``scheduler(optimizer)`` are factories (``None``:
+    the config's named optimizer / schedule); ``delay`` a straggler model object
+    given instead of a spec (``None``: ``cfg.delay``).
+    """
+
+    model: object
+    X: object
+    y: object
+    X_test: object = None
+    y_test: object = None
+    loss_fn: Callable | None = None
+    metrics: Mapping[str, Callable] = field(default_factory=dict)
+    optimizer: Callable | None = None
+    scheduler: Callable | None = None
+    delay: object = None
 
 
 def build_scheme(cfg: RunConfig):
-    """The scheme of ``cfg``; a :class:`ValueError` if it cannot run on ``cfg.backend``."""
+    """The scheme of ``cfg``; a :class:`ValueError` if it cannot be built."""
     scheme = make_scheme(
         cfg.scheme,
         cfg.workers,
@@ -57,22 +78,41 @@ def build_scheme(cfg: RunConfig):
     return scheme
 
 
-def build_task(cfg: RunConfig, num_partitions: int):
+def build_task(cfg: RunConfig, num_partitions: int, user: UserTask | None = None):
+    """The gradient oracle: a named dataset and model, or the user's (``user``)."""
     import torch
 
-    from ..task import Task
+    from ..datasets import partition
+    from ..task import Task, TensorData
 
-    return Task.build(
-        cfg.dataset,
-        cfg.model,
-        num_partitions,
-        cfg.partitioning.replace("-", "_"),
-        np.random.default_rng(cfg.seed),
-        data_dir=cfg.data_dir,
-        verify=cfg.verify,
+    if user is None:
+        return Task.build(
+            cfg.dataset,
+            cfg.model,
+            num_partitions,
+            cfg.partitioning.replace("-", "_"),
+            np.random.default_rng(cfg.seed),
+            data_dir=cfg.data_dir,
+            verify=cfg.verify,
+            device=cfg.device,
+            dtype=getattr(torch, cfg.dtype),
+            batch_size=cfg.batch_size,
+        )
+    y = user.y
+    labels = y.cpu().numpy() if y.ndim == 1 else np.zeros(len(y))
+    rng = np.random.default_rng([cfg.seed, 1])
+    parts = partition(labels, num_partitions, cfg.partitioning, rng)
+    return Task(
+        TensorData("user", user.X, y, user.X_test, user.y_test),
+        user.model,
+        parts,
+        model_name=cfg.model,
+        partitioning=cfg.partitioning,
         device=cfg.device,
-        dtype=getattr(torch, cfg.dtype),
+        loss_fn=user.loss_fn,
+        metrics=dict(user.metrics),
         batch_size=cfg.batch_size,
+        seed=int(np.random.default_rng([cfg.seed, 2]).integers(2**62)),
     )
 
 
@@ -135,8 +175,11 @@ def _kill(actors: list) -> None:
             pass
 
 
-def build_cluster(cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None = None):
-    schedule = Schedule(cfg.delay.build(), cfg.seed, cfg.rounds, cfg.workers)
+def build_cluster(cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None = None, delay=None):
+    """The workers: in-process (virtual clock) or Ray actors.  ``delay``: a straggler
+    model object that replaces ``cfg.delay`` (from :class:`UserTask`)."""
+    model = cfg.delay.build() if delay is None else delay
+    schedule = Schedule(model, cfg.seed, cfg.rounds, cfg.workers)
     if cfg.backend == "local":
         return LocalCluster(scheme, task, schedule, deadline=cfg.deadline)
     from . import ray_cluster
@@ -165,14 +208,23 @@ def build_cluster(cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None 
     )
 
 
-def loop_config(cfg: RunConfig) -> LoopConfig:
+def loop_config(cfg: RunConfig, user: UserTask | None = None) -> LoopConfig:
+    """How the master trains: the named optimizer and schedule of ``cfg``, or the
+    user's factories."""
+    optimizer = None if user is None else user.optimizer
+    if optimizer is None:
+        optimizer = OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+    scheduler = None if user is None else user.scheduler
+    if scheduler is None and cfg.lr_schedule == "cosine":
+        scheduler = _cosine(cfg.rounds)
     return LoopConfig(
         rounds=cfg.rounds,
-        optimizer=OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay),
+        optimizer=optimizer,
         eval_every=cfg.eval_every,
         checkpoint_every=cfg.checkpoint_every,
         on_undecodable=cfg.on_undecodable,
-        scheduler=_cosine(cfg.rounds) if cfg.lr_schedule == "cosine" else None,
+        scheduler=scheduler,
+        clip_grad_norm=cfg.clip_grad_norm,
         target_accuracy=cfg.target_accuracy,
     )
 
@@ -198,63 +250,117 @@ def torch_threads(n: int):
 
 def run(
     cfg: RunConfig,
-    out_dir: Path,
+    out_dir: Path | None,
     resume: bool = False,
     progress=None,
     actor_pool: RayActorPool | None = None,
+    *,
+    overwrite: bool = True,
+    user: UserTask | None = None,
 ) -> TrainResult:
-    """Train once; write config, per-round log, summary and checkpoints to ``out_dir``.
+    """Build and train ``cfg``; write its folder ``out_dir`` (``None``: no files).
 
-    ``actor_pool`` (Ray only): take running worker actors from it and give them
-    back afterwards (a grid of Ray runs starts its actors once)."""
-    out_dir = Path(out_dir)
-    ck = out_dir / CHECKPOINT
-    if resume:  # refuse a different run before anything is written
-        check_resume(cfg, out_dir)
-        if not ck.is_file():
-            raise ValueError(f"--resume: no checkpoint in {out_dir}")
+    ``overwrite``: a fresh run into a folder that holds another run's files
+    deletes them all first (``True``: the grid's and the demo's cells, whose
+    folders they own) or is refused (``False``: the default of ``gradcode
+    train`` and :func:`gradcode.fit`).  ``resume``: continue the run in
+    ``out_dir`` from its checkpoint, after checking the whole checkpoint and log
+    (``overwrite`` does not apply).  ``user``: :func:`gradcode.fit`'s own
+    objects.  ``actor_pool`` (Ray only): take running worker actors from it and
+    give them back afterwards (a grid of Ray runs starts its actors once).
+    A folder held by another run is refused (:class:`~gradcode.runtime.rundir.FolderInUse`).
+    """
+    folder = None if out_dir is None else RunFolder(out_dir)
+    if resume and folder is None:
+        raise ValueError("resume needs the run's output folder")
+    if folder is not None:  # refusals that need neither the lock nor the data, first
+        folder.precheck(cfg, resume, overwrite)
     with torch_threads(cfg.threads):
         scheme = build_scheme(cfg)
-        task = build_task(cfg, scheme.k)
-        resume_round = _checkpoint_round(ck) if resume else None  # refuses a foreign file
-        out_dir.mkdir(parents=True, exist_ok=True)
-        cluster = build_cluster(cfg, scheme, task, actor_pool)
-        atomic_write_text(out_dir / "config.json", json.dumps(asdict(cfg), indent=2, default=str))
-        if resume:  # drop log lines past the checkpoint so the log matches the state
-            _truncate_log(out_dir / "rounds.jsonl", resume_round)
-        log = JsonLinesLog(out_dir / "rounds.jsonl", mode="a" if resume else "w")
+        task = build_task(cfg, scheme.k, user)
+        warn_clamped_batch(cfg, task)
+        loop = loop_config(cfg, user)
+        cluster = build_cluster(cfg, scheme, task, actor_pool, None if user is None else user.delay)
         try:
-            result = train(
-                scheme,
-                cluster,
-                task,
-                loop_config(cfg),
-                log=log,
-                checkpoint_path=ck,
-                resume=ck if resume else None,
-                progress=progress,
-            )
+            with folder.claim() if folder is not None else contextlib.nullcontext():
+                args = (cfg, scheme, cluster, task, loop, folder)
+                result = _train(*args, resume=resume, overwrite=overwrite, progress=progress)
         finally:
-            log.close()
             if actor_pool is not None and cfg.backend == "ray":
                 actor_pool.give(cfg.workers, cluster.detach(), cfg.address)
             else:
                 cluster.close()
-    summary = summarize(cfg, result.history, result.wall_clock)
-    if "warning" in summary:
-        warnings.warn(
-            f"gradcode: {summary['warning']} (see {out_dir / 'summary.json'})", stacklevel=2
-        )
-    atomic_write_text(out_dir / "summary.json", dumps_strict(strict(summary), indent=2))
-    if result.state_dict is not None:
-        atomic_torch_save(result.state_dict, out_dir / "model.pt")
     return result
+
+
+def _train(cfg, scheme, cluster, task, loop, folder, *, resume, overwrite, progress) -> TrainResult:
+    """The run proper, with the folder's lock held: start (fresh or resumed), train,
+    summarize, finish."""
+    ck = log = None
+    if folder is not None and resume:
+        ck = folder.start_resume(cfg, _expected(cfg, scheme, task, loop), task.device)
+    elif folder is not None:
+        folder.start_fresh(cfg, overwrite)
+    if folder is not None:
+        log = folder.open_log(append=resume)
+    try:
+        result = train(
+            scheme,
+            cluster,
+            task,
+            loop,
+            log=log,
+            checkpoint_path=None if folder is None else folder.checkpoint,
+            resume=ck,
+            progress=progress,
+        )
+    finally:
+        if log is not None:
+            log.close()
+    summary = summarize(cfg, result.history, result.wall_clock)
+    where = "" if folder is None else f" (see {folder.path / 'summary.json'})"
+    if "warning" in summary:
+        warnings.warn(f"gradcode: {summary['warning']}{where}", stacklevel=3)
+    if folder is not None:
+        folder.finish(summary, result.state_dict)
+    return result
+
+
+def _expected(cfg: RunConfig, scheme, task, loop: LoopConfig) -> dict:
+    """What a checkpoint of this run must look like (see ``check_checkpoint``)."""
+    params = task.parameters()
+    return dict(
+        rounds=cfg.rounds,
+        params=params,
+        optimizer=loop.optimizer(params),
+        scheduler=loop.scheduler is not None,
+        master=scheme.init_master(),
+        workers=cfg.workers,
+        stateful=bool(getattr(scheme, "stateful", False)),
+        buffers=task.state(),
+    )
+
+
+def warn_clamped_batch(cfg: RunConfig, task) -> None:
+    """Say so when ``batch_size`` exceeds partitions: those contribute every sample
+    each round (the batch is clamped to the partition, not refused)."""
+    sizes = task.sampler.sizes
+    if cfg.batch_size is None or cfg.batch_size <= min(sizes):
+        return
+    small = sum(m < cfg.batch_size for m in sizes)
+    warnings.warn(
+        f"batch_size={cfg.batch_size} is larger than {small} of the {len(sizes)} partitions "
+        f"(smallest {min(sizes)} samples): each of those contributes its whole partition "
+        "every round",
+        stacklevel=3,
+    )
 
 
 def summarize(cfg: RunConfig, history: list[dict], wall_clock: float) -> dict:
     """The ``summary.json`` of a run with per-round records ``history``: rounds done,
-    clock, the last evaluation, exactness, staleness, fallbacks, skipped steps, and
-    whether ``cfg.target_accuracy`` was reached (``None`` without a target)."""
+    clock, the last evaluation (``train_loss``, ``epoch`` and every ``test_*``
+    metric), exactness, staleness, fallbacks, skipped steps, and whether
+    ``cfg.target_accuracy`` was reached (``None`` without a target)."""
     evals = [h for h in history if "train_loss" in h]
     final = evals[-1] if evals else {}
     reached = None
@@ -264,17 +370,17 @@ def summarize(cfg: RunConfig, history: list[dict], wall_clock: float) -> dict:
         "scheme": cfg.scheme,
         "rounds": history[-1]["round"] + 1 if history else 0,
         "wall_clock": wall_clock,
-        **{
-            k: v
-            for k, v in final.items()
-            if k in ("train_loss", "test_loss", "test_accuracy", "epoch")
-        },
-        "exact_fraction": float(np.mean([h["exact"] for h in history])),
-        "mean_staleness": float(np.mean([h["staleness_mean"] for h in history])),
+        **{k: v for k, v in final.items() if k in ("train_loss", "epoch") or k.startswith("test_")},
+        "exact_fraction": _mean([h["exact"] for h in history]),
+        "mean_staleness": _mean([h["staleness_mean"] for h in history]),
         "fallback_rounds": int(sum(bool(h["notes"]) for h in history)),
         **({} if reached is None else {"reached_target": reached}),
         **skipped_steps(history),
     }
+
+
+def _mean(values: list) -> float:
+    return float(np.mean(values)) if values else float("nan")  # no rounds: null in the JSON
 
 
 #: A run whose optimizer skipped this many consecutive rounds is flagged (warning + summary).
@@ -296,16 +402,3 @@ def skipped_steps(history: list[dict]) -> dict:
             f"({longest} in a row): too many workers unavailable?"
         )
     return out
-
-
-def _checkpoint_round(path: Path) -> int:
-    from .checkpoint import load_checkpoint
-
-    return int(load_checkpoint(path)["round"])
-
-
-def _truncate_log(path: Path, rounds: int) -> None:
-    if not path.is_file():
-        return
-    keep = [rec for rec in read_json_lines(path) if rec["round"] < rounds]
-    atomic_write_text(path, "".join(json.dumps(rec) + "\n" for rec in keep))
