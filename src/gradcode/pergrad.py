@@ -212,7 +212,6 @@ class PartitionGradients:
         self.numel = off
         #: module -> {parameter name in the module: (offset, shape)}, for trained parameters
         self.slots: dict[nn.Module, dict[str, tuple[int, torch.Size]]] = {}
-        self.prefix = {m: prefix for prefix, m in self.model.named_modules()}
         self.unsupported: str | None = None
         for prefix, m in self.model.named_modules():
             own = {
@@ -230,6 +229,14 @@ class PartitionGradients:
         if len(offsets) != len(set(self.names)):
             self.unsupported = self.unsupported or "repeated parameter names"
         self._bns = [m for m in self.model.modules() if isinstance(m, _PartitionBatchNorm)]
+        # Where each parameter lives (all places of a tied one), to bind tensors directly
+        # (cheaper than functional_call's swap; the copy is ours alone).
+        canonical = {id(p): n for n, p in self.model.named_parameters()}
+        self._places: dict[str, list[tuple[nn.Module, str, nn.Parameter]]] = {}
+        for m in self.model.modules():
+            for k, p in m._parameters.items():
+                if p is not None:
+                    self._places.setdefault(canonical[id(p)], []).append((m, k, p))
 
     @classmethod
     def for_model(
@@ -291,10 +298,19 @@ class PartitionGradients:
             bn.partitions = P
         hooks = [m.register_forward_hook(record) for m in self.slots]
         try:
-            out = functional_call(self.model, leaves, (x,))
+            for n, t in leaves.items():
+                for m, k, _ in self._places.get(n, ()):
+                    m._parameters[k] = t
+            out = self.model(x)
+            return self._backward(out, y, P, factor, calls, versions, G)
         finally:
             for h in hooks:
                 h.remove()
+            for places in self._places.values():
+                for m, k, p in places:
+                    m._parameters[k] = p
+
+    def _backward(self, out, y, P, factor, calls, versions, G) -> bool:
         if any(t._version != v for t, v in versions):
             return False
         loss = self._loss(out, y, P, factor)
@@ -304,7 +320,7 @@ class PartitionGradients:
             for (m, a, _), delta in zip(calls, deltas, strict=True):
                 if delta is None:
                     continue
-                for k, grad in self._rule(m, a.detach(), delta, leaves, P):
+                for k, grad in self._rule(m, a.detach(), delta, P):
                     off, shape = self.slots[m][k]
                     dst = G[:, off : off + shape.numel()].view(P, *shape)
                     key = f"{id(m)}.{k}"
@@ -333,7 +349,7 @@ class PartitionGradients:
 
     # ------------------------------------------------------------------ layer rules
 
-    def _rule(self, m, a, delta, leaves, P):
+    def _rule(self, m, a, delta, P):
         """``(parameter name, write)`` pairs: ``write(dst)`` puts the ``(P, *shape)``
         gradient into ``dst`` (or returns it when ``dst`` is None)."""
         own = self.slots[m]
@@ -349,8 +365,7 @@ class PartitionGradients:
             return
         if isinstance(m, _CONV):
             if "weight" in own:
-                w = leaves[f"{self.prefix[m]}.weight" if self.prefix[m] else "weight"]
-                yield "weight", lambda dst: _conv_weight_grad(m, a, delta, w, P, dst)
+                yield "weight", lambda dst: _conv_weight_grad(m, a, delta, m.weight, P, dst)
             if "bias" in own:
                 d3 = delta.reshape(P, -1, delta.shape[1], delta[0, 0].numel())
                 yield "bias", lambda dst: torch.sum(d3, (1, 3), out=dst)
@@ -393,7 +408,7 @@ def _conv_weight_grad(m, a, delta, w, P, dst):
 
 
 def _embedding_grad(m, idx, delta, P, shape, dst):
-    out = dst if dst is not None else torch.empty((P, *shape), dtype=delta.dtype)
+    out = dst if dst is not None else delta.new_empty((P, *shape))
     out.zero_()
     tokens = idx.reshape(P, -1)
     d2 = delta.reshape(P, -1, shape[1])
