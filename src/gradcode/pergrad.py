@@ -222,7 +222,9 @@ class PartitionGradients:
             if own:
                 self.unsupported = self.unsupported or _why_not(m)
                 self.slots[m] = own
-            elif not isinstance(m, _PER_SAMPLE + _CONV + _NORM + (nn.Linear, nn.Embedding)):
+            elif not isinstance(m, _PER_SAMPLE + _CONV + _NORM + (nn.Linear, nn.Embedding)) or (
+                getattr(m, "start_dim", None) == 0 or getattr(m, "dim", None) == 0
+            ):  # a custom forward, or a (Un)Flatten across the sample axis
                 if isinstance(m, nn.modules.dropout._DropoutNd):
                     self.unsupported = self.unsupported or "dropout (a seeded mask per partition)"
                 self.probe = self.probe or not isinstance(m, _PartitionBatchNorm)
@@ -257,7 +259,8 @@ class PartitionGradients:
         leaves = {n: t.detach() for n, t in params.items()}  # others: constants
         leaves.update({n: params[n].detach().requires_grad_() for n in self.names})
         P, B = rows.shape
-        G = torch.empty(P, self.numel, dtype=X.dtype, device=X.device)
+        dtype = params[self.names[0]].dtype if self.names else X.dtype
+        G = torch.empty(P, self.numel, dtype=dtype, device=X.device)
         step = max(1, self.max_rows // max(1, B))
         for s in range(0, P, step):
             if not self._pass(leaves, X, Y, rows[s : s + step], factor, G[s : s + step]):
