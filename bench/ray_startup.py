@@ -26,6 +26,7 @@ Run:  OMP_NUM_THREADS=1 .venv/bin/python bench/ray_startup.py [--n 8]
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import pickle
 import statistics
@@ -39,6 +40,12 @@ import ray
 from gradcode.task import Task
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: The module an actor of the Ray backend imports (where it lived on 2026-12-06).
+WORKER_MODULE = (
+    "gradcode.runtime.ray_worker"
+    if importlib.util.find_spec("gradcode.runtime.ray_worker") is not None
+    else "gradcode.runtime"
+)
 
 
 def boot_time() -> float:
@@ -57,7 +64,7 @@ def process_start(pid: int) -> float:
 class Probe:
     """Times its own ``__init__`` steps (wall and process CPU seconds)."""
 
-    def __init__(self, stages: tuple[str, ...], payload: bytes | None) -> None:
+    def __init__(self, stages: tuple[str, ...], payload: bytes | None, module: str) -> None:
         self.rec = {"enter": time.time(), "boot_cpu": time.process_time(), "pid": os.getpid()}
 
         def step(name, fn):
@@ -67,7 +74,7 @@ class Probe:
 
         if "imports" in stages:
             step("import torch", lambda: __import__("torch"))
-            step("import gradcode", lambda: __import__("gradcode.runtime.ray_worker"))
+            step("import gradcode", lambda: __import__(module))
         if payload is not None:
             step("unpickle task", lambda: pickle.loads(payload))
 
@@ -104,7 +111,7 @@ def payload(n: int) -> bytes:
 
 def start(n: int, stages: tuple[str, ...], blob) -> tuple[float, list[dict]]:
     t0 = time.time()
-    actors = [Probe.remote(stages, blob) for _ in range(n)]
+    actors = [Probe.remote(stages, blob, WORKER_MODULE) for _ in range(n)]
     recs = ray.get([a.ping.remote() for a in actors])
     ready = time.time() - t0
     for r in recs:
@@ -121,7 +128,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--num-cpus", type=int, default=2)
     args = ap.parse_args()
-    imports = fresh_imports(["ray", "torch", "gradcode.task", "gradcode.runtime.ray_worker"])
+    imports = fresh_imports(["ray", "torch", "gradcode.task", WORKER_MODULE])
     print("fresh interpreter, one import at a time (wall s / CPU s):")
     for mod, (w, c) in imports.items():
         print(f"  import {mod:<30} {w:6.2f} / {c:5.2f}")
