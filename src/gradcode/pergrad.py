@@ -6,13 +6,11 @@ partitions of ``B`` samples each and the weight ``f`` of
 
     g_p = grad_w L_p,   L_p = f * (1/B) sum_{i in p} loss_i(w).
 
-Computing them one backward at a time (or with ``torch.func.vmap``, which
-batches that) costs up to 2x a plain training step on the same samples.  For
-the layers of common models the ``P`` gradients come out of *one* forward and
-*one* backward over all ``P B`` samples, as in per-sample-gradient libraries
-(Goodfellow, "Efficient per-example gradient computations", arXiv:1510.01799;
-Opacus, Yousefpour et al., arXiv:2109.12298), reduced per partition instead
-of per sample.
+One backward per partition (or ``torch.func.vmap`` over them) costs up to 2x a
+plain training step on the same samples.  For common layers the ``P``
+gradients come out of *one* forward and *one* backward over all ``P B``
+samples, as in per-sample-gradient methods (Goodfellow, arXiv:1510.01799;
+Opacus, Yousefpour et al., arXiv:2109.12298), reduced per partition.
 
 **The idea.**  Backpropagate ``L = sum_p L_p`` once.  For a layer applied to
 every sample separately, ``y_i = W a_i + b``, the backward pass gives each
@@ -44,9 +42,9 @@ the outputs' gradients ``delta`` are asked of autograd.  The other layers:
   meet, so the single backward still keeps partitions apart; ``gamma`` and
   ``beta`` as for LayerNorm.
 
-The loss: ``L = sum_p L_p``.  For the standard mean losses (cross-entropy,
-MSE, ...) that is ``f P`` times the mean over all ``P B`` samples; any other
-``loss_fn`` is called once per partition.
+The loss ``L = sum_p L_p`` is ``f P`` times the mean over all ``P B`` samples
+for the standard mean losses (cross-entropy, MSE, ...); any other ``loss_fn``
+is called once per partition.
 
 **When it applies.**  Every trainable parameter must belong to one of the
 layers above (else :meth:`PartitionGradients.for_model` returns ``None`` and
@@ -75,6 +73,7 @@ Example (float64: agrees with one backward per partition to rounding)::
 from __future__ import annotations
 
 import copy
+import itertools
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -84,46 +83,21 @@ from torch import nn
 from torch.func import functional_call
 
 #: Losses whose default reduction is the plain mean over samples (``L = f P mean``).
-MEAN_LOSSES = (
-    F.cross_entropy,
-    F.nll_loss,
-    F.mse_loss,
-    F.l1_loss,
-    F.binary_cross_entropy_with_logits,
-    F.smooth_l1_loss,
-    F.huber_loss,
+MEAN_LOSSES = tuple(
+    getattr(F, n)
+    for n in "cross_entropy nll_loss mse_loss l1_loss binary_cross_entropy_with_logits "
+    "smooth_l1_loss huber_loss".split()
 )
 _IGNORING = (F.cross_entropy, F.nll_loss)  # ignore_index=-100 changes the mean's count
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORM = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 #: Parameter-free modules whose forward treats every sample separately.
-_PER_SAMPLE = (
-    nn.Sequential,
-    nn.Flatten,
-    nn.Unflatten,
-    nn.Identity,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Softplus,
-    nn.Hardtanh,
-    nn.Hardswish,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
+_PER_SAMPLE = tuple(
+    getattr(nn, n)
+    for n in "Sequential Flatten Unflatten Identity ReLU ReLU6 LeakyReLU ELU GELU SiLU Mish "
+    "Tanh Sigmoid Softplus Hardtanh Hardswish MaxPool1d MaxPool2d MaxPool3d AvgPool1d "
+    "AvgPool2d AvgPool3d AdaptiveAvgPool1d AdaptiveAvgPool2d AdaptiveMaxPool1d "
+    "AdaptiveMaxPool2d".split()
 )
 
 
@@ -142,13 +116,9 @@ class _PartitionBatchNorm(nn.Module):
         return ((xs - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.normalise(x)
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        if self.weight is not None:
-            y = y * self.weight.view(shape)
-        if self.bias is not None:
-            y = y + self.bias.view(shape)
-        return y
+        y, shape = self.normalise(x), (1, -1) + (1,) * (x.ndim - 2)
+        y = y if self.weight is None else y * self.weight.view(shape)
+        return y if self.bias is None else y + self.bias.view(shape)
 
 
 def _conv_padding(m: nn.Module):
@@ -205,20 +175,17 @@ class PartitionGradients:
             if getattr(m, "inplace", False):
                 m.inplace = False  # the hooks keep layer outputs; in-place ops would change them
         shapes = dict((n, p.shape) for n, p in self.model.named_parameters())
-        offsets, off = {}, 0
-        for n in self.names:
-            offsets[n] = (off, shapes[n])
-            off += shapes[n].numel()
-        self.numel = off
+        starts = [0, *itertools.accumulate(shapes[n].numel() for n in self.names)]
+        offsets = {n: (starts[i], shapes[n]) for i, n in enumerate(self.names)}
+        self.numel = starts[-1]
         #: module -> {parameter name in the module: (offset, shape)}, for trained parameters
         self.slots: dict[nn.Module, dict[str, tuple[int, torch.Size]]] = {}
         self.unsupported: str | None = None
         for prefix, m in self.model.named_modules():
-            own = {
-                k: offsets[f"{prefix}.{k}" if prefix else k]
-                for k, _ in m.named_parameters(recurse=False)
-                if (f"{prefix}.{k}" if prefix else k) in offsets
+            full = {
+                k: f"{prefix}.{k}" if prefix else k for k, _ in m.named_parameters(recurse=False)
             }
+            own = {k: offsets[n] for k, n in full.items() if n in offsets}
             if own:
                 self.unsupported = self.unsupported or _why_not(m)
                 self.slots[m] = own
@@ -228,8 +195,8 @@ class PartitionGradients:
                 if isinstance(m, nn.modules.dropout._DropoutNd):
                     self.unsupported = self.unsupported or "dropout (a seeded mask per partition)"
                 self.probe = self.probe or not isinstance(m, _PartitionBatchNorm)
-        if len(offsets) != len(set(self.names)):
-            self.unsupported = self.unsupported or "repeated parameter names"
+        if not self.names or len(offsets) != len(set(self.names)):
+            self.unsupported = self.unsupported or "no or repeated parameter names"
         self._bns = [m for m in self.model.modules() if isinstance(m, _PartitionBatchNorm)]
         # Where each parameter lives (all places of a tied one), to bind tensors directly
         # (cheaper than functional_call's swap; the copy is ours alone).
@@ -259,8 +226,7 @@ class PartitionGradients:
         leaves = {n: t.detach() for n, t in params.items()}  # others: constants
         leaves.update({n: params[n].detach().requires_grad_() for n in self.names})
         P, B = rows.shape
-        dtype = params[self.names[0]].dtype if self.names else X.dtype
-        G = torch.empty(P, self.numel, dtype=dtype, device=X.device)
+        G = torch.empty(P, self.numel, dtype=params[self.names[0]].dtype, device=X.device)
         step = max(1, self.max_rows // max(1, B))
         for s in range(0, P, step):
             if not self._pass(leaves, X, Y, rows[s : s + step], factor, G[s : s + step]):
@@ -290,7 +256,7 @@ class PartitionGradients:
         P = rows.shape[0]
         flat = rows.reshape(-1)
         x, y = X.index_select(0, flat), Y.index_select(0, flat)
-        calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor, int]] = []
+        calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
         versions: list[tuple[torch.Tensor, int]] = []
 
         def record(m, inputs, output):
@@ -318,43 +284,37 @@ class PartitionGradients:
             return False
         loss = self._loss(out, y, P, factor)
         deltas = torch.autograd.grad(loss, [o for _, _, o in calls], allow_unused=True)
-        written: set[str] = set()
+        written: set[tuple[nn.Module, str]] = set()
         with torch.no_grad():
             for (m, a, _), delta in zip(calls, deltas, strict=True):
-                if delta is None:
-                    continue
-                for k, grad in self._rule(m, a.detach(), delta, P):
+                for k, write in self._rule(m, a.detach(), delta, P) if delta is not None else ():
                     off, shape = self.slots[m][k]
                     dst = G[:, off : off + shape.numel()].view(P, *shape)
-                    key = f"{id(m)}.{k}"
-                    if key in written:
-                        dst.add_(grad(None))
+                    if (m, k) in written:  # a module called again: add its share
+                        dst.add_(write(torch.empty_like(dst)))
                     else:
-                        grad(dst)
-                        written.add(key)
+                        write(dst)
+                        written.add((m, k))
             for m, slots in self.slots.items():  # unused in this forward: zero gradient
                 for k, (off, shape) in slots.items():
-                    if f"{id(m)}.{k}" not in written:
+                    if (m, k) not in written:
                         G[:, off : off + shape.numel()].zero_()
         return True
 
     def _loss(self, out, y, P, factor) -> torch.Tensor:
         """``L = sum_p f * loss_fn(partition p's outputs, targets)``."""
         fn = self.loss_fn
-        if any(fn is m for m in MEAN_LOSSES) and not (
-            any(fn is m for m in _IGNORING)
-            and not y.is_floating_point()
-            and bool((y == -100).any())
-        ):
+        plain = any(fn is m for m in MEAN_LOSSES)
+        if plain and any(fn is m for m in _IGNORING) and not y.is_floating_point():
+            plain = not bool((y == -100).any())  # ignored targets: per-partition counts
+        if plain:
             return fn(out, y) * (factor * P)
         outs, ys = out.reshape(P, -1, *out.shape[1:]), y.reshape(P, -1, *y.shape[1:])
         return torch.stack([fn(outs[p], ys[p]) for p in range(P)]).sum() * factor
 
-    # ------------------------------------------------------------------ layer rules
-
     def _rule(self, m, a, delta, P):
         """``(parameter name, write)`` pairs: ``write(dst)`` puts the ``(P, *shape)``
-        gradient into ``dst`` (or returns it when ``dst`` is None)."""
+        gradients into ``dst`` and returns it."""
         own = self.slots[m]
         if isinstance(m, nn.Linear):
             a2, d2 = a.reshape(P, -1, a.shape[-1]), delta.reshape(P, -1, delta.shape[-1])
@@ -400,19 +360,17 @@ def _conv_weight_grad(m, a, delta, w, P, dst):
     if pad is not None:
         a = F.pad(a, pad, mode=m.padding_mode)
     nd = len(m.kernel_size)
-    out = dst if dst is not None else torch.empty((P, *w.shape), dtype=a.dtype, device=a.device)
     for p, (ap, dp) in enumerate(zip(a.chunk(P), delta.chunk(P), strict=True)):
         gw = torch.ops.aten.convolution_backward(
             dp, ap, w, None, m.stride, padding, m.dilation, False, [0] * nd, m.groups,
             [False, True, False],
         )[1]  # fmt: skip
-        out[p].copy_(gw)
-    return out
+        dst[p].copy_(gw)
+    return dst
 
 
 def _embedding_grad(m, idx, delta, P, shape, dst):
-    out = dst if dst is not None else delta.new_empty((P, *shape))
-    out.zero_()
+    out = dst.zero_()
     tokens = idx.reshape(P, -1)
     d2 = delta.reshape(P, -1, shape[1])
     if m.padding_idx is not None:
@@ -435,9 +393,6 @@ def reference_gradients(
     out = []
     for r in rows:
         loss = loss_fn(functional_call(model, leaves, (X[r],)), Y[r]) * factor
-        gs = torch.autograd.grad(loss, trained, allow_unused=True)
-        pairs = zip(gs, trained, strict=True)
-        out.append(
-            torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in pairs])
-        )
+        gs = torch.autograd.grad(loss, trained, allow_unused=True, materialize_grads=True)
+        out.append(torch.cat([g.flatten() for g in gs]))
     return torch.stack(out)
