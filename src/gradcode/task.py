@@ -69,6 +69,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from gradcode.data import PARTITIONINGS, load_dataset, partition
 from gradcode.models import make_model
+from gradcode.pergrad import PartitionGradients
 
 #: Samples per forward/backward pass in full-data passes (bounds memory).
 CHUNK = 4096
@@ -219,7 +220,9 @@ class Task:
     return the *mean* loss over the batch (PyTorch's default reduction);
     ``metrics`` maps names to ``fn(outputs, targets) -> float`` over the test set.
     ``batched``: compute partitions in one ``vmap`` pass (default: for models
-    without dropout, and without convolutions unless on CUDA).
+    without dropout, and without convolutions unless on CUDA).  ``pergrad``: use
+    :mod:`gradcode.pergrad` (one backward for all partitions) where the model
+    allows it (default: where ``batched`` is on); ``False`` forces the path above.
     """
 
     def __init__(
@@ -237,6 +240,7 @@ class Task:
         batch_size: int | None = None,
         seed: int = 0,
         batched: bool | None = None,
+        pergrad: bool | None = None,
     ) -> None:
         if not (np.isfinite(weight_decay) and weight_decay >= 0):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
@@ -283,6 +287,8 @@ class Task:
         if batched is None:
             batched = not self.random and (self.device.type == "cuda" or not conv)
         self._batched = bool(batched) and not self.random
+        use = self._batched if pergrad is None else pergrad
+        self._pergrad = use and PartitionGradients.for_model(self._gmodel, loss_fn, self._names)
         self._eval_rows: torch.Tensor | None = None
 
     def _tensor(self, x, dtype):
@@ -430,7 +436,9 @@ class Task:
             rows = torch.stack([self.rows(j, t) for j in js])  # (P, B)
             factor = size / self.sampler.samples_per_round  # mean over B -> share of 1/M
             G = None
-            if self._batched and len(js) > 1:
+            if self._pergrad and len(js) > 1:
+                G = self._pergrad(params, self._X, self._y, rows, factor)
+            if G is None and self._batched and len(js) > 1:
                 G = self._vmap_grads(params, buffers, rows, factor)
             if G is None:
                 pairs = zip(js, rows, strict=True)
