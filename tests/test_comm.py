@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from gradcode.codes import make_code, make_scheme
-from gradcode.comm import CommModel, arrival_increments, message_arrivals, simulate_chunked
-from gradcode.sim import simulate, simulate_model
+from gradcode.comm import CommModel, arrival_increments, message_arrivals
+from gradcode.sim import simulate, simulate_chunked, simulate_model
 from gradcode.stragglers import ShiftedExponential
 
 
