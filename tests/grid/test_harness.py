@@ -368,6 +368,27 @@ def test_tuned_grid_resumes(tuned_results, tmp_path):
         assert r["lr"] == dict((s, v[0]) for (_, s), v in res.chosen.items())[r["scheme"]]
 
 
+def test_the_tuning_runs_are_scored_once_and_tuning_csv_written_once(
+    tuned_results, tmp_path, monkeypatch
+):
+    import shutil
+
+    from gradcode.grid import tuning
+
+    cfg, out, _ = tuned_results
+    shutil.copytree(out, tmp_path / "copy")
+    scored, written = [], []
+    real_select, real_write = tuning.select, tuning.write_csv
+    monkeypatch.setattr(tuning, "select", lambda *a, **k: scored.append(1) or real_select(*a, **k))
+    monkeypatch.setattr(
+        tuning, "write_csv", lambda path, *a, **k: written.append(path) or real_write(path, *a, **k)
+    )
+    res = run_experiment(cfg, tmp_path / "copy", progress=False)
+    groups = {tc.group for tc in cfg.tuning_cells()}
+    assert len(scored) == len(groups) and [p.name for p in written] == ["tuning.csv"]
+    assert res.chosen == tuning.choose(cfg, tmp_path / "copy")
+
+
 def _chosen(out):
     return {r["scheme"]: (r["lr"], r["momentum"]) for r in read_csv(out / "tuning.csv")
             if r["chosen"]}  # fmt: skip

@@ -126,3 +126,39 @@ def test_a_failed_representative_makes_its_class_train_itself(tmp_path, monkeypa
     assert [rows[c]["scheme"] for c in res.failed] == ["dgd"]
     frc = next(r for r in rows.values() if r["scheme"] == "frc")
     assert frc["status"] == "ok" and frc["retimed_from"] is None
+
+
+def test_retimed_rounds_take_every_metric_field_of_their_trained_run(both):
+    """One list (signature.METRIC_FIELDS) says what a replay drops and what a re-timed
+    round takes over: compute_seconds included, round by round from the trained run."""
+    from gradcode.runtime.signature import METRIC_FIELDS
+
+    assert "compute_seconds" in METRIC_FIELDS
+    tmp, (_, _, on), _ = both
+    retimed = [r for r in on.values() if r["retimed_from"]]
+    assert retimed
+    for r in retimed:
+        own, ref = _log(tmp / "on", r["cell_id"]), _log(tmp / "on", r["retimed_from"])
+        for mine, theirs in zip(own, ref, strict=False):
+            assert "compute_seconds" in mine, r["cell_id"]
+            for key in METRIC_FIELDS:
+                assert mine.get(key) == theirs.get(key), (r["cell_id"], key)
+
+
+def test_each_phase_builds_one_scheme_per_replay_and_reads_each_sketch_once(tmp_path, monkeypatch):
+    from gradcode.grid import reuse
+
+    builds, reads = [], []
+    real_build, real_read = reuse.build_scheme, reuse.read_sketch
+    monkeypatch.setattr(reuse, "build_scheme", lambda rc: builds.append(rc) or real_build(rc))
+    monkeypatch.setattr(reuse, "read_sketch", lambda rc, p: reads.append(p) or real_read(rc, p))
+    grid = {**GRID["grid"], "schemes": ["dgd", "frc", "is_sgd"]}
+    cfg, res, _ = _run(tmp_path, "once", grid=grid, rounds=8)
+    cells = len(cfg.cells())
+    assert not res.failed and len(res.retimed) > 0
+    assert len(builds) == cells  # one replay per cell, one scheme per replay
+    # every cell: one read before the replays (missing), one of the sketch just written
+    assert len(reads) == 2 * cells and len(set(reads)) == cells
+    reads.clear()
+    run_experiment(cfg, tmp_path / "once", progress=False)  # resumed: nothing to do
+    assert reads == []

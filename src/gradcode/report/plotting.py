@@ -1,6 +1,6 @@
 """Matplotlib set-up shared by the report and the reproductions: headless, one style, PNG out.
 
-The only report module that imports matplotlib at its top; the table modules never do.
+Figure modules import matplotlib through this one; table modules never import it.
 """
 
 from __future__ import annotations

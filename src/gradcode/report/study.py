@@ -26,7 +26,7 @@ by task label (``{"fashion_mnist/mlp" = 0.85}``, in the metric's units); with
 absolute accuracy target, at which the harness stops a run early); the
 absolute ``[report] target``; else the value of the metric DGD reaches at
 ``target_at`` of its rounds.  Accuracy targets are reached upwards (first
-evaluation ``>=`` target), losses downwards (:func:`gradcode.experiments.tuning.reached`).
+evaluation ``>=`` target), losses downwards (:func:`gradcode.report.tables.reached`).
 
 95% confidence interval.  Over the ``n`` per-seed ratios ``x_1..x_n`` (finite
 ones only): ``mean ± t_{0.975, n-1} * sd / sqrt(n)`` with ``sd`` the sample
@@ -35,7 +35,7 @@ standard deviation (``ddof = 1``) and ``t`` Student's t quantile
 example ratios 0.8, 0.9, 1.0: mean 0.9, sd 0.1, ``t_{0.975,2} = 4.303``, so the
 interval is 0.9 ± 0.248 = [0.652, 1.148].
 
-Ray runs: :mod:`gradcode.experiments.report_wallclock`.
+Ray runs: :mod:`gradcode.report.wallclock`.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ GROUP_KEYS = ("task", "partitioning", "straggler", "s", "group")
 def headline_by_task(per_run: list[dict]) -> list[dict]:
     """One row per (task, partitioning, straggler, s, scheme); see the module docstring.
 
-    ``per_run``: :func:`gradcode.experiments.report.analyse`'s rows."""
+    ``per_run``: :func:`gradcode.report.analysis.analyse`'s rows."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for p in per_run:
         groups[p["group"]].append(p)
