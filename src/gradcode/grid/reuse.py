@@ -108,8 +108,12 @@ def classes(cells: list[tuple], sketches: dict, first: set[str] = frozenset()) -
     """
     rep: dict[str, object] = {}
     buckets: dict[tuple[str, str], list[tuple[object, np.ndarray]]] = {}
-    order = lambda i: (cells[i][0].cell_id not in first, cells[i][0].scheme != BASELINE, i)  # noqa: E731
-    for c, rc in (cells[i] for i in sorted(range(len(cells)), key=order)):
+
+    def rank(i: int) -> tuple:
+        cell = cells[i][0]
+        return cell.cell_id not in first, cell.scheme != BASELINE, i
+
+    for c, rc in (cells[i] for i in sorted(range(len(cells)), key=rank)):
         sk = sketches.get(c.cell_id)
         if sk is None:
             rep[c.cell_id] = c
