@@ -293,10 +293,10 @@ EXAMPLES = {("train",): 30, ("experiment", "run"): 10, ("report",): 5,
 #: validation are fuzzed, the study itself is replaced by a stub returning no rows
 #: (``test_cli.py`` runs each of them for real once).
 STUDIES = {
-    ("demo",): ("gradcode.experiments.demo", "run_demo", []),
-    ("reproduce", "pgc"): ("gradcode.experiments.pgc", "run", []),
+    ("demo",): ("gradcode.reproduce.demo", "run_demo", []),
+    ("reproduce", "pgc"): ("gradcode.reproduce.pgc_study", "run", []),
     ("reproduce", "ramamoorthy2024"): (
-        "gradcode.experiments.ramamoorthy2024",
+        "gradcode.reproduce.ramamoorthy2024",
         "run",
         {"speedup": {}},
     ),

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from gradcode.codes import make_code, make_scheme
-from gradcode.comm import CommModel, arrival_increments, message_arrivals, simulate_chunked
-from gradcode.sim import simulate, simulate_model
+from gradcode.comm import CommModel, arrival_increments, message_arrivals
+from gradcode.sim import simulate, simulate_chunked, simulate_model
 from gradcode.stragglers import ShiftedExponential
 
 
@@ -68,6 +68,14 @@ def test_chunked_simulator_validates_shapes():
         simulate(sch, np.ones((3, 6)))
     with pytest.raises(ValueError, match="non-negative"):
         simulate(sch, -np.ones((3, 6, 2)))
+    # the same checks as the per-worker simulator (written once, in gradcode.sim)
+    with pytest.raises(ValueError, match="chunk times must be non-negative"):
+        simulate(sch, np.full((3, 6, 2), np.nan))
+    for bad in (0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="deadline must be positive"):
+            simulate(sch, np.ones((3, 6, 2)), deadline=bad)
+        with pytest.raises(ValueError, match="deadline must be positive"):
+            simulate(make_scheme("frc", 6, 1), np.ones((3, 6)), deadline=bad)
 
 
 @pytest.mark.parametrize(("name", "opts"), [("tandon_partial", {}), ("partial", {"l": 2})])

@@ -210,7 +210,7 @@ def reproduce_tandon2017(
     seed: int = typer.Option(0, "--seed", min=0),
 ) -> None:
     """Average time per iteration vs s: naive, ignore-s, FRC, CRC (Tandon et al. 2017)."""
-    from .experiments.tandon2017 import Tandon2017Config, run
+    from .reproduce.tandon2017 import Tandon2017Config, run
 
     cfg = Tandon2017Config(ns=_int_list(workers, "--workers"), rounds=rounds, seed=seed)
     with user_errors():
@@ -241,7 +241,7 @@ def reproduce_ramamoorthy2024(
     tandon_p: int = typer.Option(None, "--tandon-p", help="Pieces per worker (2 delta)."),
 ) -> None:
     """Partial-straggler GC: MSE vs deadline, completion vs l, ordering, traffic."""
-    from .experiments.ramamoorthy2024 import config_from_options, run
+    from .reproduce.ramamoorthy2024 import config_from_options, run
 
     with user_errors():
         cfg = config_from_options(
@@ -509,7 +509,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Train several schemes on the embedded backend and plot loss vs time (make demo)."""
-    from .experiments.demo import DemoConfig, run_demo
+    from .reproduce.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(rounds=rounds, seed=seed)
     with _progress(rounds * len(cfg.schemes), quiet) as advance:
@@ -554,7 +554,7 @@ def reproduce_pgc(
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """PGC vs DGD, IS-SGD, GC and PGC variants: suboptimality and time to target."""
-    from .experiments.pgc import PGCStudyConfig, run
+    from .reproduce.pgc_study import PGCStudyConfig, run
 
     try:
         s_values = tuple(int(x) for x in stragglers.split(","))
@@ -599,17 +599,22 @@ def experiment_run_cmd(
         help="Results folder (default results/<config name>); reruns resume.",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    yes: bool = typer.Option(
+        False, "--yes", help="Run a grid above 5,000 runs (refused without it)."
+    ),
 ) -> None:
     """Run (or resume) an experiment grid; finished cells are skipped.
 
-    Exit status 1 when any cell (or tuning run) failed; the others still ran, rerun to retry.
+    Prints the grid's size first; refuses more than 5,000 runs (cells plus tuning runs)
+    unless --yes.  Exit status 1 when any cell (or tuning run) failed; the others still
+    ran, rerun to retry.
     """
     from .cli_experiment import experiment_run
 
     if not config.is_file():
         raise CLIError(f"no such experiment config: {config}")
     with user_errors():
-        res = experiment_run(config, out_dir, quiet=quiet)
+        res = experiment_run(config, out_dir, quiet=quiet, yes=yes)
     failed = len(res.failed) + len(getattr(res, "tuning_failed", []))
     if failed:
         print(f"gradcode: {failed} cell(s) failed; rerun to retry them", file=sys.stderr)

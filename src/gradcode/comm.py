@@ -17,10 +17,10 @@ Chunked (streaming) schemes describe their messages with
 after the piece at ``position`` of ``placement[worker]`` is computed
 (:class:`~gradcode.codes.partial_scheme.PartialScheme`: one ``1/l`` piece per
 chunk; :class:`~gradcode.codes.tandon_partial.TandonPartial`: two
-full-size messages).  :func:`simulate_chunked` runs such a scheme on
-per-chunk compute times, with or without communication, through the same
-``chunk_completion_time`` hook the local backend uses; :func:`gradcode.sim.simulate`
-calls it for chunked schemes.
+full-size messages).  :func:`arrival_increments` turns per-chunk compute times
+into per-piece arrival increments, which the simulator
+(:func:`gradcode.sim.simulate_chunked`) and the local backend feed to the same
+``chunk_completion_time`` hook.
 
 Example: two messages of one gradient each, latency 0.5, bandwidth 1::
 
@@ -37,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .codes.protocol import Message
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,6 @@ def segment_messages(scheme, worker: int, t: int, pieces) -> list:
     Tandon's two messages instead of one message per piece; for
     :class:`~gradcode.codes.partial_scheme.PartialScheme` it is one message per chunk.
     """
-    from .codes.protocol import Message
-
     out, start = [], 0
     done = len(pieces)
     for pos, _ in scheme.message_ends(worker):
@@ -178,31 +178,11 @@ def chunked_traffic(scheme, times: np.ndarray, stop: np.ndarray) -> Traffic:
     return Traffic(msgs, vol, 0)
 
 
-def simulate_chunked(scheme, chunk_times: np.ndarray, deadline=None, comm=None):
-    """The simulator for chunked schemes: per-chunk compute times ``(rounds, n, width)``.
-
-    Returns a :class:`gradcode.sim.SimResult`: round times, workers with any
-    piece used, and ``(exact, residual)`` from ``scheme.decode_chunks_batch``.
-    """
-    from .sim import SimResult
-
-    T = np.asarray(chunk_times, dtype=np.float64)
-    width = max(len(p) for p in scheme.placement)
-    if T.ndim != 3 or T.shape[1:] != (scheme.n, width):
-        raise ValueError(
-            f"chunk times must have shape (rounds, n={scheme.n}, chunks={width}), got {T.shape}"
-        )
-    if np.isnan(T).any() or (T < 0).any():
-        raise ValueError("chunk times must be non-negative numbers (inf = never reports)")
-    inc = arrival_increments(scheme, T, comm)
-    A = np.cumsum(inc, axis=-1)
-    t = scheme.chunk_completion_time(inc)
-    if deadline is not None:
-        if not deadline > 0:
-            raise ValueError(f"deadline must be positive, got {deadline}")
-        t = np.minimum(t, deadline)
-    stuck = ~np.isfinite(t)
-    done = A <= t[:, None, None]
-    done[stuck] = np.isfinite(A[stuck])
-    exact, residual = scheme.decode_chunks_batch(done)
-    return SimResult(scheme.name, t, done.any(axis=-1), exact & ~stuck, residual)
+__all__ = [
+    "CommModel",
+    "Traffic",
+    "arrival_increments",
+    "chunked_traffic",
+    "message_arrivals",
+    "segment_messages",
+]

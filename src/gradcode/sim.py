@@ -9,7 +9,10 @@ objects the runtime uses -- through three vectorised hooks:
 * ``code.load``: partitions each worker processes per round;
 * ``code.simulate_rounds(times)`` for sequential schemes only (round ``t``
   depends on earlier rounds), returning plain arrays, so :mod:`gradcode.codes`
-  never imports the simulator.
+  never imports the simulator;
+* ``code.chunk_completion_time(increments)`` and ``code.decode_chunks_batch(done)``
+  for chunked (streaming) schemes, on per-chunk times (:func:`simulate_chunked`),
+  with the communication model of :mod:`gradcode.comm`.
 
 Given worker finishing times ``T`` of shape ``(rounds, n)`` (``inf`` = never
 reports), round ``r`` ends at ``t_r = completion_time(T[r])`` -- or, with a
@@ -36,6 +39,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .codes import GradientCode
+from .comm import arrival_increments
 from .stragglers import DelayModel
 
 
@@ -92,11 +96,9 @@ def simulate(
     from a fresh plan, through the scheme's ``simulate_rounds`` hook.  Optional
     ``comm`` (a :class:`gradcode.comm.CommModel`) adds each message's send
     time ``latency + size / bandwidth``.  Chunked (streaming) schemes take
-    per-chunk times ``(rounds, n, chunks)`` (:func:`gradcode.comm.simulate_chunked`).
+    per-chunk times ``(rounds, n, chunks)`` (:func:`simulate_chunked`).
     """
     if getattr(code, "chunked", False):
-        from .comm import simulate_chunked
-
         return simulate_chunked(code, worker_times, deadline, comm)
     T = np.asarray(worker_times, dtype=float)
     if getattr(code, "sequential", False):  # rounds depend on earlier rounds
@@ -106,16 +108,10 @@ def simulate(
         return SimResult(code.name, times, used, exact, residual)
     if T.shape[-1] != code.n:
         raise ValueError(f"worker_times has {T.shape[-1]} columns but the code has n={code.n}")
-    T = T.reshape(-1, code.n)
-    if np.isnan(T).any() or (T < 0).any():
-        raise ValueError("worker times must be non-negative numbers (inf = never reports)")
+    T = _check_times(T.reshape(-1, code.n), "worker times")
     if comm is not None:  # one message of message_size gradients per worker
         T = T + comm.send_time(getattr(code, "message_size", 1.0))
-    t = code.completion_time(T)
-    if deadline is not None:
-        if not deadline > 0:
-            raise ValueError(f"deadline must be positive, got {deadline}")
-        t = np.minimum(t, deadline)
+    t = _cut(code.completion_time(T), deadline)
     used = T <= t[:, None]
     stuck = ~np.isfinite(t)
     if stuck.any():  # never decodable: report what would eventually arrive
@@ -123,6 +119,48 @@ def simulate(
     exact, residual = code.decode_batch(used)
     exact = exact & ~stuck
     return SimResult(code.name, t, used, exact, residual)
+
+
+def simulate_chunked(scheme, chunk_times: np.ndarray, deadline=None, comm=None) -> SimResult:
+    """The simulator for chunked schemes: per-chunk compute times ``(rounds, n, width)``.
+
+    A piece arrives with the message that carries it
+    (:func:`gradcode.comm.arrival_increments`; ``comm=None``: free sending); the
+    round ends at ``scheme.chunk_completion_time`` (or the deadline).  Returns
+    round times, workers with any piece used, and ``(exact, residual)`` from
+    ``scheme.decode_chunks_batch``.
+    """
+    T = np.asarray(chunk_times, dtype=np.float64)
+    width = max(len(p) for p in scheme.placement)
+    if T.ndim != 3 or T.shape[1:] != (scheme.n, width):
+        raise ValueError(
+            f"chunk times must have shape (rounds, n={scheme.n}, chunks={width}), got {T.shape}"
+        )
+    _check_times(T, "chunk times")
+    inc = arrival_increments(scheme, T, comm)
+    A = np.cumsum(inc, axis=-1)
+    t = _cut(scheme.chunk_completion_time(inc), deadline)
+    stuck = ~np.isfinite(t)
+    done = A <= t[:, None, None]
+    done[stuck] = np.isfinite(A[stuck])
+    exact, residual = scheme.decode_chunks_batch(done)
+    return SimResult(scheme.name, t, done.any(axis=-1), exact & ~stuck, residual)
+
+
+def _check_times(T: np.ndarray, what: str) -> np.ndarray:
+    """``T`` itself; a ``ValueError`` if any entry is NaN or negative (``inf`` is allowed)."""
+    if np.isnan(T).any() or (T < 0).any():
+        raise ValueError(f"{what} must be non-negative numbers (inf = never reports)")
+    return T
+
+
+def _cut(t: np.ndarray, deadline: float | None) -> np.ndarray:
+    """Round ends ``t`` cut at a positive ``deadline`` (``None``: no deadline)."""
+    if deadline is None:
+        return t
+    if not deadline > 0:
+        raise ValueError(f"deadline must be positive, got {deadline}")
+    return np.minimum(t, deadline)
 
 
 def simulate_model(
@@ -152,3 +190,6 @@ def simulate_model(
     if model.master_time:
         res = replace(res, times=res.times + model.master_time)
     return res
+
+
+__all__ = ["SimResult", "simulate", "simulate_chunked", "simulate_model"]

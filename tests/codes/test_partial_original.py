@@ -75,7 +75,7 @@ def test_reference_numbers_with_tandon_cyclic_b():
     Chunk times 1 + Exp(1), 0..2 failed workers per trial (the reproduction's model),
     least squares on the finished workers computed independently with numpy's lstsq.
     """
-    from gradcode.experiments.ramamoorthy2024 import chunk_times
+    from gradcode.reproduce.ramamoorthy2024_setting import chunk_times
 
     a = cyclic_assignment(20, 4)
     B = crc_matrix(20, 3, np.random.default_rng(0))

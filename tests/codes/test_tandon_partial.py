@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradcode.codes import TandonPartial, make_scheme
-from gradcode.comm import CommModel, simulate_chunked
+from gradcode.comm import CommModel
+from gradcode.sim import simulate_chunked
 
 VARIANTS_ONLY = ("cyclic", "replication")
 VARIANTS = [

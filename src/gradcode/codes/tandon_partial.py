@@ -200,7 +200,7 @@ class TandonPartial:
 
         Only the ends of the two segments matter: ``max(max_w end1_w, inner
         completion over end2)``.  Times may also be per-piece *arrival*
-        increments (see :func:`gradcode.comm.simulate_chunked`).
+        increments (see :func:`gradcode.sim.simulate_chunked`).
         """
         times = np.asarray(times, dtype=np.float64)
         if times.ndim != 3 or times.shape[1:] != (self.n, self.p):

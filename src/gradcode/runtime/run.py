@@ -255,15 +255,15 @@ def run(
     progress=None,
     actor_pool: RayActorPool | None = None,
     *,
-    overwrite: bool = True,
+    overwrite: bool = False,
     user: UserTask | None = None,
 ) -> TrainResult:
     """Build and train ``cfg``; write its folder ``out_dir`` (``None``: no files).
 
     ``overwrite``: a fresh run into a folder that holds another run's files
-    deletes them all first (``True``: the grid's and the demo's cells, whose
-    folders they own) or is refused (``False``: the default of ``gradcode
-    train`` and :func:`gradcode.fit`).  ``resume``: continue the run in
+    deletes them all first (``True``: the grid's and the demo's cells pass it,
+    as they own their folders) or is refused (``False``, the default, as in
+    ``gradcode train`` and :func:`gradcode.fit`).  ``resume``: continue the run in
     ``out_dir`` from its checkpoint, after checking the whole checkpoint and log
     (``overwrite`` does not apply).  ``user``: :func:`gradcode.fit`'s own
     objects.  ``actor_pool`` (Ray only): take running worker actors from it and

@@ -98,19 +98,19 @@ class _Recorder(torch.optim.Optimizer):
                 self.seen.append(p.grad.detach().clone())
 
 
-def sketch_run(cfg: RunConfig) -> tuple[np.ndarray, list[dict]]:
+def sketch_run(cfg: RunConfig, scheme=None) -> tuple[np.ndarray, list[dict]]:
     """Replay ``cfg`` (local backend) on a :class:`SketchOracle`.
 
     Returns ``(signature, records)``: ``signature`` is ``(rounds, SKETCH_DIM)``,
     row ``t`` the update applied in round ``t`` (NaN: no step), and ``records``
-    the per-round records the real run would log, without its metrics (no
-    ``train_loss`` / ``test_*``; ``lr`` is the sketch's, not the run's).
+    the per-round records the real run would log, without :data:`METRIC_FIELDS`.
+    ``scheme``: ``cfg``'s scheme when the caller has built it already.
     """
     from .run import build_scheme
 
     if cfg.backend != "local":
         raise ValueError("signatures replay the in-process backend only")
-    scheme = build_scheme(cfg)
+    scheme = build_scheme(cfg) if scheme is None else scheme
     oracle = SketchOracle(scheme.k, cfg.rounds, seed=cfg.seed)
     schedule = Schedule(cfg.delay.build(), cfg.seed, cfg.rounds, cfg.workers)
     cluster = LocalCluster(scheme, oracle, schedule, deadline=cfg.deadline)
@@ -127,7 +127,7 @@ def sketch_run(cfg: RunConfig) -> tuple[np.ndarray, list[dict]]:
         seen = recorder[0].seen
         rows.append(seen.pop().numpy() if seen else np.full(SKETCH_DIM, np.nan))
         seen.clear()
-        records.append({k: v for k, v in rec.items() if k not in _METRICS})
+        records.append({k: v for k, v in rec.items() if k not in METRIC_FIELDS})
 
     loop = LoopConfig(
         rounds=cfg.rounds,
@@ -139,7 +139,10 @@ def sketch_run(cfg: RunConfig) -> tuple[np.ndarray, list[dict]]:
     return np.stack(rows), records
 
 
-_METRICS = ("train_loss", "test_loss", "test_accuracy", "lr", "epoch", "compute_seconds")
+#: Fields of a round record that depend on the gradients' values or on real compute
+#: (not on the schedule): a replay leaves them out, and a re-timed run takes them over
+#: from the trained run of its class (:func:`gradcode.grid.reuse.retime`).
+METRIC_FIELDS = ("train_loss", "test_loss", "test_accuracy", "lr", "epoch", "compute_seconds")
 
 
 def trajectory_key(cfg: RunConfig, k: int) -> str:
@@ -177,6 +180,7 @@ def coarse_hash(sig: np.ndarray) -> str:
 
 
 __all__ = [
+    "METRIC_FIELDS",
     "NOT_TRAJECTORY",
     "SKETCH_DIM",
     "SketchOracle",

@@ -1,1 +1,0 @@
-"""Experiments: reproductions of published results and declarative studies."""
