@@ -2,9 +2,9 @@
 
 A :class:`Timing` source holds what the advisor knows about the cluster:
 
-* ``measured`` -- measured worker times: a long-format trace
-  (:class:`~gradcode.stragglers.LoadTrace`, time at each measured load) or a
-  single-load table (:class:`~gradcode.stragglers.TraceReplay`, time ∝ load);
+* ``measured`` -- measured worker times as a long-format trace
+  (:class:`~gradcode.stragglers.LoadTrace`: time at each measured load; a
+  single-load table becomes one with time ∝ load, :func:`~.core.as_measured`);
 * ``model`` -- a delay model to draw rounds from: the user's ``--delay`` spec,
   or the clock model fitted to the measurements
   (:func:`~gradcode.stragglers.fit_clock`) for rounds beyond the measured ones.
@@ -33,7 +33,7 @@ import numpy as np
 from ..clock import replay, round_times
 from ..codes import REGISTRY
 from ..sim import simulate
-from ..stragglers import DelayModel, LoadTrace, TraceReplay
+from ..stragglers import DelayModel, LoadTrace
 
 #: Worker-rounds drawn per candidate from a model when no round count is given.
 MODEL_CELLS = 200_000
@@ -57,7 +57,7 @@ class Timing:
         seed: seeds the model draws and randomised constructions (CRC).
     """
 
-    measured: LoadTrace | TraceReplay | None = None
+    measured: LoadTrace | None = None
     model: DelayModel | None = None
     rounds: int | None = None
     message_bytes: float | None = None
@@ -75,19 +75,14 @@ class Timing:
     @property
     def workers(self) -> int | None:
         """Workers measured (``None``: no measurements)."""
-        if self.measured is None:
-            return None
-        m = self.measured
-        return m.workers if isinstance(m, LoadTrace) else m.trace.shape[1]
+        return None if self.measured is None else self.measured.workers
 
     def measured_rounds(self, n: int) -> int:
         """Rounds a block replay gives at ``n`` workers (0: no usable measurements)."""
         W = self.workers
         if W is None or W < n:
             return 0
-        m = self.measured
-        R = m.table.shape[0] if isinstance(m, LoadTrace) else m.trace.shape[0]
-        return R * (W // n)
+        return self.measured.table.shape[0] * (W // n)
 
     def model_for_run(self) -> DelayModel | None:
         if self.model is None or self.message_bytes is None:
@@ -132,7 +127,7 @@ def time_candidate(code, timing: Timing) -> Estimate:
         if model is None:
             raise ValueError(
                 f"{extra} rounds beyond the {used} measured need a model to draw from "
-                "(a long-format trace is fitted; a single-load table is not)"
+                "(the clock model fitted to them, which failed here, or give one)"
             )
         rng = np.random.default_rng(timing.seed)
         times = round_times(code, _worker_times(code, model, extra, rng))

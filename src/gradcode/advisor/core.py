@@ -119,7 +119,7 @@ class Advice:
         }
 
 
-def as_measured(times, loads=None, compute=None) -> LoadTrace | TraceReplay:
+def as_measured(times, loads=None, compute=None) -> LoadTrace:
     """Measured worker times as a replayable trace.
 
     * ``(rounds, workers, K)`` seconds at ``loads`` (``K >= 2``): a long-format
@@ -129,7 +129,10 @@ def as_measured(times, loads=None, compute=None) -> LoadTrace | TraceReplay:
       ``L`` is ``t + (L / load - 1) x compute`` (fixed part + compute per partition);
     * ``(rounds, workers)`` without ``compute``: time ∝ load (a wide trace).
 
-    ``inf`` = the worker never reported.
+    ``inf`` = the worker never reported.  The result is always a
+    :class:`~gradcode.stragglers.LoadTrace` (time ∝ load: measured at ``load``
+    and, doubled, at ``2 load``, which the replay rule extends linearly through 0),
+    so chunked schemes see each partition's share of the time.
 
     >>> m = as_measured(np.array([[2.0, 3.0]]), loads=1.0, compute=np.array([[0.5, 1.0]]))
     >>> m.sample(None, 1, 2, load=3).tolist()
@@ -146,7 +149,7 @@ def as_measured(times, loads=None, compute=None) -> LoadTrace | TraceReplay:
     if not (np.isfinite(load) and load > 0):
         raise ValueError(f"the measured load must be a number > 0, got {loads!r}")
     if compute is None:
-        return TraceReplay(t, load)
+        return _linear(t, load, "measured times (time ∝ load)")
     c = np.broadcast_to(np.asarray(compute, dtype=float), t.shape)
     if np.isnan(c).any() or (c < 0).any():
         raise ValueError("compute seconds must be numbers >= 0")
@@ -200,33 +203,38 @@ def advise(
     for name in names:
         if name not in REGISTRY:
             raise ValueError(f"unknown scheme {name!r}; known schemes: {', '.join(REGISTRY)}")
-    if _is_trace(times):
+    linear = False  # one measured load, time assumed ∝ load
+    if isinstance(times, LoadTrace):
         measured = times
+    elif isinstance(times, TraceReplay):
+        measured, linear = _linear(times.trace, times.trace_load, source or "wide trace"), True
     elif isinstance(times, DelayModel):
         measured = None
     else:
         measured = as_measured(times, loads, compute)
+        linear = np.ndim(times) == 2 and compute is None
     model_in = times if measured is None else model
     timing = Timing(measured, model_in, rounds, message_bytes, master, seed)
     fit = None
     if isinstance(measured, LoadTrace):
         have = timing.measured_rounds(n)
         needs_model = model_in is None and (have == 0 or (rounds or 0) > have)
-        if needs_model or _fit_cost(measured) <= FIT_BUDGET:
+        if needs_model or (_fit_cost(measured) <= FIT_BUDGET and not linear):
             fit = _fit(measured)
         if needs_model and fit is not None:
             timing = Timing(measured, fit.model, rounds, message_bytes, master, seed)
-    if measured is not None and timing.measured_rounds(n) == 0 and model_in is None:
+    if measured is not None and timing.measured_rounds(n) == 0 and timing.model is None:
         raise ValueError(
             f"the measurements have {timing.workers} workers, fewer than n={n}, and no model "
             "to draw the others from"
         )
-    regime = _regime(timing, n, max_s, fit, source)
+    regime = _regime(timing, n, max_s, fit, source, linear)
     return _rank(names, n, max_s, timing, regime, factors, target_rounds, source or regime.source)
 
 
-def _is_trace(x) -> bool:
-    return isinstance(x, LoadTrace | TraceReplay)
+def _linear(t: np.ndarray, load: float, source: str) -> LoadTrace:
+    """A one-load table as a trace whose time is proportional to load."""
+    return LoadTrace(np.stack([t, 2 * t], axis=-1), (load, 2 * load), source=source)
 
 
 def _fit_cost(trace: LoadTrace) -> int:
@@ -243,17 +251,16 @@ def _fit(trace: LoadTrace):
         return None
 
 
-def _regime(timing: Timing, n: int, max_s: int, fit, source) -> Regime:
+def _regime(timing: Timing, n: int, max_s: int, fit, source, linear: bool) -> Regime:
     m = timing.measured
-    if isinstance(m, LoadTrace):
+    if linear:
+        label = source or m.source
+        return characterise(m.table[:, :, :1], m.loads[:1], max_s + 1, linear=True, source=label)
+    if m is not None:
         return characterise(m.table, m.loads, max_s + 1, source=source or m.source, fit=fit)
-    if isinstance(m, TraceReplay):
-        return characterise(
-            m.trace[:, :, None], (m.trace_load,), max_s + 1, linear=True, source=source or "table"
-        )
     model = timing.model_for_run()
     R = max(REGIME_CELLS // n, 20)
-    loads = tuple(float(x) for x in range(max_s + 2))
+    loads = tuple(float(x) for x in range(1, max(max_s, 1) + 2))  # the schemes' loads
     table = np.stack(
         [model.sample(np.random.default_rng(timing.seed), R, n, load=L) for L in loads], -1
     )

@@ -39,10 +39,13 @@ def explain(best, runner, dgd, regime) -> str:
             "costs less than any scheme's extra load or extra rounds."
         )
     else:
-        gain = 1 - best.time_to_target / dgd.time_to_target if dgd.time_to_target else None
-        head = f"{_name(best)} is predicted "
-        head += f"{gain:.0%} less {what} than DGD" if gain is not None else "the fastest"
-        head += f" ({best.round_time:.3g} s vs {dgd.round_time:.3g} s per round)"
+        if dgd.time_to_target:
+            gain = 1 - best.time_to_target / dgd.time_to_target
+            head = f"{_name(best)} is predicted {gain:.0%} less {what} than DGD "
+            head += f"({best.round_time:.3g} s vs {dgd.round_time:.3g} s per round)"
+        else:
+            head = f"{_name(best)} is predicted the fastest ({best.round_time:.3g} s per round; "
+            head += f"DGD never finishes {1 - dgd.decodable:.0%} of the rounds)"
         extra = regime.ratio(best.load) - 1 if best.load > regime.reference_load else 0.0
         wait = dgd.round_time / regime.median - 1 if regime.median > 0 else 0.0
         if best.load > 1 and extra <= CHEAP:
