@@ -118,6 +118,14 @@ def advise_cmd(
         out.print(f"figure: {figure}")
 
 
+def _stalls(st: dict) -> str:
+    if not st.get("cells"):
+        return "none"
+    size = st.get("median_size")
+    size = f", median +{size:.3g} s" if size is not None else ""
+    return f"{st['cells']} measurements ({st['fraction']:.2%}){size}"
+
+
 def _fmt(x, spec: str = ".3f") -> str:
     return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:{spec}}"
 
@@ -131,12 +139,15 @@ def _print(advice, top: int) -> None:
         f"[bold]{advice.source}[/bold]: {r.rounds} rounds x {r.workers} workers, loads "
         f"{', '.join(f'{x:g}' for x in r.loads)}; advising for n = {advice.n}"
     )
+    ratios = ", ".join(f"load {k}: {v:.2f}x" for k, v in list(r.load_ratio.items())[:4])
     out.print(
-        f"regime: {r.kind} (fixed {r.fixed:.3g} s = {r.fixed_share:.0%} of a load-1 round, "
-        f"{r.per_partition:.3g} s per partition; {r.load_basis}); typical worker "
-        f"{r.median:.3g} s, p90 {r.tail['p90']:.2f}x, p99 {r.tail['p99']:.2f}x, max "
-        f"{r.tail['max']:.2f}x; rank correlation round to round {rho}; persistently slow "
-        f"workers: {slow}; crashed: {crashed}"
+        f"regime: [bold]{r.kind}[/bold]: a load-1 round is {r.fixed:.3g} s fixed "
+        f"({r.fixed_share:.0%}) + {r.per_partition:.3g} s per partition ({r.load_basis})\n"
+        f"  time vs load 1: {ratios or 'unknown'}\n"
+        f"  typical worker {r.median:.3g} s; p90 {r.tail['p90']:.2f}x, p99 {r.tail['p99']:.2f}x, "
+        f"max {r.tail['max']:.2f}x the typical; stalls: {_stalls(r.stalls)}\n"
+        f"  rank correlation round to round {rho}; persistently slow workers: {slow}; "
+        f"crashed: {crashed}"
     )
     what = "time to target (s)" if advice.target_rounds else "time per DGD round (s)"
     shown, total = min(top, len(advice.candidates)), len(advice.candidates)
@@ -146,7 +157,9 @@ def _print(advice, top: int) -> None:
                 "vs DGD"):  # fmt: skip
         t.add_column(col, justify="left" if col == "scheme" else "right")
     marks = False
-    for i, c in enumerate(advice.candidates[:top], start=1):
+    rows = list(enumerate(advice.candidates, start=1))
+    shown_rows = rows[:top] + [(i, c) for i, c in rows[top:] if c.scheme == "dgd"]
+    for i, c in shown_rows:
         mark = "" if c.recommendable else " †"
         marks |= bool(mark)
         exact = "yes" if c.fresh else "stale" if c.exact else "no"

@@ -292,7 +292,12 @@ def _rank(names, n, max_s, timing, regime, factors, target_rounds, source) -> Ad
     dgd = next(c for c in cands if c.scheme == "dgd")
     base = dgd.time_to_target
     cands = [
-        _with(c, vs_dgd=None if c.time_to_target is None or not base else c.time_to_target / base)
+        _with(
+            c,
+            vs_dgd=None
+            if c.time_to_target is None or not base
+            else round(c.time_to_target / base, 6),
+        )
         for c in cands
     ]
     cands.sort(key=lambda c: (c.time_to_target is None, c.time_to_target or 0.0, c.round_time))
