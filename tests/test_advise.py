@@ -318,3 +318,14 @@ def test_wide_trace_is_time_proportional_to_load_for_chunked_schemes_too(tmp_pat
     # Tandon's partial scheme: p = 4 pieces of 1/(p - s) = 1/3 partition; message 2 after all 4
     assert got["tandon_partial", 1] == pytest.approx(4 / 3)
     assert a.regime.kind == "compute-bound" and "assumed" in a.regime.load_basis
+
+
+def test_model_size_costs_message_time_through_the_bandwidth_part():
+    """1e7 parameters x 4 bytes over 1e8 B/s: every round 0.4 s longer; no bandwidth: a note."""
+    spec = "parts:latency=2,compute=0.05,bandwidth=1e8"
+    a = gradcode.advise(12, delay=spec, model_size=1e7, rounds=50, schemes=["frc"])
+    b = gradcode.advise(12, delay=spec, rounds=50, schemes=["frc"])
+    for x, y in zip(a.candidates, b.candidates, strict=True):
+        assert x.round_time == pytest.approx(y.round_time + 0.4)
+    c = gradcode.advise(12, delay="shifted-exp", model_size=1e7, rounds=50, schemes=["frc"])
+    assert "no effect" in c.notes[-1]

@@ -138,6 +138,11 @@ def advise(
             subject = DelaySpec(delay, persistent, bursty, crash).build()
             source = f"delay {DelaySpec(delay, persistent, bursty, crash).label()}"
         n = 12 if n is None else n
+    if model_size is not None and (
+        not isinstance(subject, DelayModel) or subject.with_message_bytes(1.0) is subject
+    ):
+        notes.append("model size has no effect: the input has no communication part "
+                     "(message cost is inside the measured or modelled times)")  # fmt: skip
     user = None
     if isinstance(factors, dict):
         user = factors
