@@ -12,7 +12,7 @@ Both are imported lazily, so ``import gradcode`` stays light.
 
 __version__ = "0.1.0"
 
-__all__ = ["accuracy", "fit", "register_dataset", "register_model"]
+__all__ = ["accuracy", "advise", "fit", "register_dataset", "register_model"]
 
 
 def __getattr__(name: str):
@@ -23,6 +23,8 @@ def __getattr__(name: str):
         from gradcode.models import register_model as value
     elif name == "fit":
         from gradcode.fitting import fit as value
+    elif name == "advise":
+        from gradcode.advising import advise as value
     elif name == "accuracy":
         from gradcode.task import accuracy as value
     else:

@@ -20,6 +20,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from . import __version__
+from .cli_advise import advise_cmd
 from .cli_trace import trace_app
 from .codes import REGISTRY, make_code, stateless_names
 from .codes.inspect import report, robustness
@@ -42,6 +43,7 @@ experiment_app = typer.Typer(
 )
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(trace_app, name="trace")
+app.command("advise")(advise_cmd)
 
 out = Console(highlight=False)
 
