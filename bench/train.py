@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from gradcode.codes import make_scheme
-from gradcode.data import load_dataset, partition
+from gradcode.datasets import load_dataset, partition
 from gradcode.models import make_model
 from gradcode.runtime import LocalCluster, LoopConfig, OptimizerConfig, Schedule, train
 from gradcode.stragglers import ShiftedExponential

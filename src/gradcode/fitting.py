@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .codes import make_scheme
-from .data import PARTITIONINGS, partition
+from .datasets import PARTITIONINGS, partition
 from .runtime.checkpoint import atomic_torch_save, atomic_write_text, dumps_strict, strict
 from .runtime.cluster import LocalCluster, Schedule
 from .runtime.config import DelaySpec

@@ -67,7 +67,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from gradcode.data import PARTITIONINGS, load_dataset, partition
+from gradcode.datasets import PARTITIONINGS, load_dataset, partition
 from gradcode.models import make_model
 
 #: Samples per forward/backward pass in full-data passes (bounds memory).
@@ -214,7 +214,7 @@ class Task:
     """Data + model + loss + partition; computes partition gradients from flat weights.
 
     Build with :meth:`Task.build` (named dataset and model) or directly from a
-    :class:`~gradcode.data.Dataset` / :class:`TensorData`, a module and the
+    :class:`~gradcode.datasets.Dataset` / :class:`TensorData`, a module and the
     partitions (lists of training indices).  ``loss_fn(output, target)`` must
     return the *mean* loss over the batch (PyTorch's default reduction);
     ``metrics`` maps names to ``fn(outputs, targets) -> float`` over the test set.

@@ -203,7 +203,7 @@ _INT_TASK_KEYS = ("batch_size", "rounds", "eval_every")
 
 def _validate(cfg: ExperimentConfig) -> None:
     from ..codes import REGISTRY
-    from ..data import PARTITIONINGS, available_datasets
+    from ..datasets import PARTITIONINGS, available_datasets
     from ..models import available_models
     from ..runtime.config import MAX_SCHEDULE, MAX_WORKERS
 
@@ -316,7 +316,7 @@ def check_cells(cfg: ExperimentConfig) -> None:
     straggler model used at ``n = workers`` (e.g. ``persistent k`` > n, crash
     workers out of range) and loads each dataset once (missing data files).
     """
-    from ..data import load_dataset
+    from ..datasets import load_dataset
 
     cells = cfg.cells()
     for cell in cells:
