@@ -229,6 +229,6 @@ def _ray_cluster(code, task, schedule, deadline):
     ``task.partition_gradients(weights, t, parts)`` with the round ``t``, so
     minibatches match the local backend's.
     """
-    from .runtime.ray_cluster import RayCluster
+    from .runtime.ray import RayCluster
 
     return RayCluster(code, task, schedule, deadline=deadline)

@@ -15,9 +15,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from gradcode.runtime import ray_cluster  # noqa: E402
 from gradcode.runtime.config import RunConfig  # noqa: E402
 from gradcode.runtime.loop import TrainingStopped, train  # noqa: E402
+from gradcode.runtime.ray import cluster as ray_cluster  # noqa: E402
 from gradcode.runtime.run import build_cluster, build_scheme, build_task, loop_config, run  # noqa: E402
 
 RayCluster = ray_cluster.RayCluster

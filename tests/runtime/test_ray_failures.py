@@ -14,9 +14,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from gradcode.runtime import ray_cluster  # noqa: E402
 from gradcode.runtime.config import DelaySpec, RunConfig  # noqa: E402
 from gradcode.runtime.loop import TrainingStopped  # noqa: E402
+from gradcode.runtime.ray import cluster as ray_cluster  # noqa: E402
 from gradcode.runtime.run import run  # noqa: E402
 
 

@@ -98,7 +98,7 @@ def execute(cfg, todo: list, runs: Path, jobs: int, kind: str = "run") -> Iterab
     if jobs <= 1 or len(todo) <= 1:
         import torch
 
-        from ..runtime.run import RayActorPool
+        from ..runtime.ray import RayActorPool
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny models: intra-op threads only add contention

@@ -128,7 +128,7 @@ PREDICTED_COLUMNS = ("predicted_duration", "time_scale")
 
 
 def _time_scale(rc: RunConfig) -> float:
-    from ..runtime.ray_cluster import DEFAULT_TIME_SCALE
+    from ..runtime.ray import DEFAULT_TIME_SCALE
 
     return DEFAULT_TIME_SCALE if rc.time_scale is None else float(rc.time_scale)
 

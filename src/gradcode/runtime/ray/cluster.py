@@ -2,15 +2,15 @@
 
 :class:`RayCluster` implements the :class:`~gradcode.runtime.cluster.Cluster`
 protocol of :class:`~gradcode.runtime.cluster.LocalCluster` on Ray actors
-(worker side: :mod:`gradcode.runtime.ray_worker`; start/join:
-:mod:`gradcode.runtime.ray_connect`; chunked and sequential rounds:
-:mod:`gradcode.runtime.ray_rounds`).  It receives what it needs -- scheme,
+(worker side: :mod:`gradcode.runtime.ray.worker`; start/join:
+:mod:`gradcode.runtime.ray.connect`; chunked and sequential rounds:
+:mod:`gradcode.runtime.ray.rounds`).  It receives what it needs -- scheme,
 task, schedule -- and imports nothing from the composition root
 (:mod:`gradcode.runtime.run`).
 
 * **Workers.** One actor per worker, all created at once (their start-ups run
   concurrently).  The task is cut per worker to the partitions its placement
-  stores (:func:`~gradcode.runtime.ray_worker.worker_task`) and put in the
+  stores (:func:`~gradcode.runtime.ray.worker.worker_task`) and put in the
   object store; a task that cannot be cut is put once and shared read-only.
 * **A round** (plain and stateful schemes).  The weights -- whatever object
   the loop passes, NumPy array or torch tensor -- are put in the object store
@@ -63,17 +63,15 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import ray_rounds
-from .cluster import RoundOutcome, Schedule, stop_time
-from .ray_connect import check_address, connect, first_line, import_ray
-from .ray_worker import WorkerActor, can_split, placement_of, worker_task
+from ..cluster import RoundOutcome, Schedule, stop_time
+from .connect import check_address, connect, disconnect, first_line, import_ray, kill_actors
+from .rounds import consume_stream, run_chunked, run_sequential
+from .worker import WorkerActor, can_split, placement_of, worker_task
 
 __all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream", "placement_of"]
 
 #: Real seconds per unit of the straggler schedule (``RayCluster(time_scale=...)``).
 DEFAULT_TIME_SCALE = 0.01
-
-consume_stream = ray_rounds.consume_stream
 
 
 class RayCluster:
@@ -239,9 +237,9 @@ class RayCluster:
         notes: list[str] = []
         self._sweep_starting(notes)
         if self.chunked:
-            return ray_rounds.run_chunked(self, t, weights, notes)
+            return run_chunked(self, t, weights, notes)
         if self.sequential:
-            return ray_rounds.run_sequential(self, t, weights, notes)
+            return run_sequential(self, t, weights, notes)
         return self._run_plain(t, weights, notes)
 
     def _launch(self, w: int, t: int, wref) -> None:
@@ -404,12 +402,8 @@ class RayCluster:
         return actors
 
     def close(self) -> None:
-        for a in self.actors:
-            try:
-                self.ray.kill(a, no_restart=True)
-            except Exception:
-                pass
+        kill_actors(self.actors)
         self.actors, self.busy, self.starting = [], {}, {}
         if self._owns_ray:
-            self.ray.shutdown()
+            disconnect()
             self._owns_ray = False

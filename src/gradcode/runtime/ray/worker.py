@@ -97,7 +97,7 @@ def worker_task(task, parts: Iterable[int]):
 @functools.cache
 def _worker_task_class():
     """:class:`WorkerTask`, built on first use so importing this module needs no torch."""
-    from ..task import Task
+    from ...task import Task
 
     class WorkerTask(Task):
         """A :class:`~gradcode.task.Task` restricted to some partitions (:func:`worker_task`)."""

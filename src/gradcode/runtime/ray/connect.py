@@ -1,4 +1,4 @@
-"""Starting or joining a Ray instance for the Ray backend.
+"""Starting, joining and leaving a Ray instance for the Ray backend.
 
 * ``address=None``: a **private** instance on this machine (``ray.init(
   address="local")``, bound to 127.0.0.1, no dashboard), shut down when the run
@@ -10,6 +10,10 @@
   first, so a wrong address fails in seconds, not minutes of retries).
 * If Ray is already initialised in this process (a test, a notebook), it is
   used as is and left running.
+
+Leaving: :func:`disconnect` shuts down an instance :func:`connect` started, and
+:func:`kill_actors` ends worker actors; neither ever raises (a failing clean-up
+must not hide the run's result or its real error).
 
 Authentication (Ray >= 2.5x token auth).  Since Ray 2.60 a ``ray start --head``
 cluster enables token authentication as soon as a token exists on the machine
@@ -90,6 +94,26 @@ def connect(address: str | None) -> bool:
             msg += _AUTH_HINT
         raise ValueError(f"cannot start/join a Ray cluster {where}: {msg}") from None
     return True
+
+
+def disconnect() -> None:
+    """``ray.shutdown()``, never raising: every clean-up path of the backend uses it."""
+    try:
+        import_ray().shutdown()
+    except Exception:  # noqa: BLE001 - a failing shutdown must not lose finished runs
+        pass
+
+
+def kill_actors(actors) -> None:
+    """Kill every actor in ``actors`` (no restart); ones already gone are skipped."""
+    if not actors:
+        return
+    ray = import_ray()
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
 
 
 def _token_auth_if_available() -> None:
