@@ -10,8 +10,9 @@ task, schedule -- and imports nothing from the composition root
 
 * **Workers.** One actor per worker, all created at once (their start-ups run
   concurrently).  The task is cut per worker to the partitions its placement
-  stores (:func:`~gradcode.runtime.ray.worker.worker_task`) and put in the
-  object store; a task that cannot be cut is put once and shared read-only.
+  stores (its ``restrict(parts)``, :func:`~gradcode.runtime.ray.worker.worker_payloads`)
+  and put in the object store; a task that cannot be cut is put once and shared
+  read-only.
 * **A round** (plain and stateful schemes).  The weights -- whatever object
   the loop passes, NumPy array or torch tensor -- are put in the object store
   once; each free live worker gets one call.  It computes its plan, gradients
@@ -66,7 +67,7 @@ import numpy as np
 from ..cluster import RoundOutcome, Schedule, stop_time
 from .connect import check_address, connect, disconnect, first_line, import_ray, kill_actors
 from .rounds import consume_stream, run_chunked, run_sequential
-from .worker import WorkerActor, can_split, placement_of, worker_task
+from .worker import WorkerActor, placement_of, worker_payloads
 
 __all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream", "placement_of"]
 
@@ -139,11 +140,9 @@ class RayCluster:
         self._opts = [{**base, **o} for o in per]
         self._scheme_ref = ray.put(self.scheme)
         self._schedule_ref = ray.put(self.schedule)
-        if can_split(task):
-            self.payloads = []
-            for w in range(self.n):
-                parts = placement_of(self.scheme, w)
-                self.payloads.append(ray.put(task if parts is None else worker_task(task, parts)))
+        cut = worker_payloads(task, self.scheme, self.n)
+        if cut is not None:  # each actor holds only its partitions' data
+            self.payloads = [ray.put(payload) for payload in cut]
         else:  # one shared read-only copy for every actor
             self.payloads = [ray.put(task)] * self.n
         if actors is not None:  # reuse running actors (no start-up cost): reload them
