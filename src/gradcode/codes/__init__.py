@@ -165,6 +165,10 @@ REGISTRY: dict[str, SchemeInfo] = {
 }
 
 
+#: Constructor arguments :func:`make_code` supplies itself (so they are not user options).
+BUILDER_ARGUMENTS = ("n", "s", "rng", "make_code")
+
+
 def scheme_info(name: str) -> SchemeInfo:
     """The registry row of ``name``; an unknown name is a one-line :class:`ValueError`."""
     info = REGISTRY.get(name)
@@ -218,6 +222,7 @@ def make_code(
 
 
 __all__ = [
+    "BUILDER_ARGUMENTS",
     "CRC",
     "DGD",
     "EXACT_TOL",

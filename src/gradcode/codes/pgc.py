@@ -103,7 +103,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .base import accumulate, check_ns, cyclic_support
+from .base import accumulate, check_ns, cyclic_support, matrix_lines
 from .frc import frc_matrix
 from .protocol import Message, Update, sum_into, weighted_staleness
 
@@ -387,6 +387,22 @@ class PGC:
             per[i] = np.linalg.norm(a @ self.B[K] - 1.0) if K.size else np.sqrt(self.k)
         out = per[inverse.ravel()]
         return out <= 1e-9, out
+
+    def describe(self) -> list[str]:
+        """Placement and per-round rotation, for ``gradcode codes show``."""
+        r = self.s + 1
+        return [
+            f"{self.name}  n={self.n}  s={self.s}  partitions k={self.k}",
+            "placement (row = worker, column = partition stored):",
+            *matrix_lines(self.B),
+            f"partition computed in round t (steady state, rounds 0..{r - 1}):",
+            *(
+                f"  worker {w:>3}: {[self.rotation(w, t)[0] for t in range(r)]}"
+                for w in range(self.n)
+            ),
+            f"load: 1 partition per worker per round ({len(self.placement[0])} in the warm-up); "
+            f"staleness cap {self.staleness_cap} rounds",
+        ]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, s={self.s}, placement={self.placement_kind!r})"

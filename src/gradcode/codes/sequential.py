@@ -58,7 +58,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .base import GradientCode
+from .base import GradientCode, matrix_lines
 from .crc import CRC
 from .cyclic_mds import CyclicMDS, is_real_valued
 from .frc import FRC
@@ -389,6 +389,19 @@ class SRSGC:
                     late = sorted(set(late) - set(busy)) + sorted(busy)
                 reattempt[t] = tuple(late[: missing - sc])
                 pending[t] = got
+
+    def describe(self) -> list[str]:
+        """Model parameters, the inner code and the load, for ``gradcode codes show``."""
+        return [
+            f"{self.name}  n={self.n}  lambda={self.s}  B={self.B}  W={self.W}  "
+            f"partitions k={self.k}",
+            f"inner code: {self.code.name} tolerating s'={self.s_code} per round; every job "
+            f"decodes exactly within T={self.delay} rounds under any (B, W, lambda) pattern",
+            "encoding matrix B (row = worker, column = partition):",
+            *matrix_lines(self.code.B),
+            f"load: {self.load} partitions per worker per round "
+            f"(plain GC for lambda={self.s} stragglers: {self.s + 1})",
+        ]
 
     def completion_time(self, times):
         raise TypeError("sr_sgc rounds depend on past rounds: use SRSGC.simulate")
