@@ -313,7 +313,7 @@ class GradientCode:
         Each distinct pattern is decoded once (through the cache); subclasses
         override this with closed forms.
         """
-        return _batch_by_pattern(self, used)
+        return batch_by_pattern(self, used)
 
     def describe(self) -> list[str]:
         """What ``gradcode codes show`` prints about the code: sizes, ``B``, load, tolerance.
@@ -385,7 +385,9 @@ def pattern_ids(used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return used[first], inverse.ravel()
 
 
-def _batch_by_pattern(code: GradientCode, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def batch_by_pattern(code: GradientCode, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(exact, residual)`` per row of a boolean arrival mask, decoding each distinct
+    pattern once through ``code.decode`` (the generic :meth:`GradientCode.decode_batch`)."""
     rows, inverse = pattern_ids(used)
     exact = np.empty(len(rows), dtype=bool)
     residual = np.empty(len(rows))
@@ -409,6 +411,6 @@ def mds_batch(
     exact = enough.copy()
     residual = np.zeros(len(used))
     if (~enough).any():
-        e, r = (rest or (lambda u: _batch_by_pattern(code, u)))(used[~enough])
+        e, r = (rest or (lambda u: batch_by_pattern(code, u)))(used[~enough])
         exact[~enough], residual[~enough] = e, r
     return exact, residual
