@@ -43,6 +43,13 @@ task, schedule -- and imports nothing from the composition root
   measured arrival, ``inf`` for crashed or dead workers, just above
   ``duration`` for those still running.  With ``time_scale=0`` they are
   seconds.
+* **Losing the cluster.** When this process's Ray node dies (its raylet and
+  object store; Ray would terminate the process at its next object-store call)
+  or the connection to the cluster breaks, the round raises
+  :class:`RayClusterLost`, a :class:`~gradcode.runtime.loop.TrainingStopped`:
+  one line naming what died; the run folder keeps its last checkpoint, and
+  ``--resume`` continues from it.  The node is probed (one Unix-socket connect)
+  when a worker dies, before any replacement is started.
 * **Checkpoints.** :meth:`state` fetches worker states from live actors;
   :meth:`restore` pushes them back.  Results in flight are lost and arrival
   order is real time, so a resumed Ray run is close to, not bit-identical
@@ -65,7 +72,17 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from ..cluster import RoundOutcome, Schedule, stop_time
-from .connect import check_address, connect, disconnect, first_line, import_ray, kill_actors
+from ..loop import TrainingStopped
+from .connect import (
+    check_address,
+    cluster_lost_errors,
+    connect,
+    disconnect,
+    first_line,
+    import_ray,
+    kill_actors,
+    local_node_alive,
+)
 from .rounds import consume_stream, run_chunked, run_sequential
 from .worker import WorkerActor, placement_of, worker_payloads
 
@@ -73,6 +90,19 @@ __all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream"
 
 #: Real seconds per unit of the straggler schedule (``RayCluster(time_scale=...)``).
 DEFAULT_TIME_SCALE = 0.01
+
+
+class RayClusterLost(TrainingStopped):
+    """The Ray cluster under a run is gone (not one worker): training cannot go on."""
+
+
+def cluster_lost(t: int, what: str) -> RayClusterLost:
+    """The one-line error for round ``t`` when ``what`` died.
+
+    >>> str(cluster_lost(7, "this process's Ray node"))
+    "round 7: this process's Ray node died; resume from the run's last checkpoint"
+    """
+    return RayClusterLost(f"round {t}: {what} died; resume from the run's last checkpoint")
 
 
 class RayCluster:
@@ -119,6 +149,7 @@ class RayCluster:
         self.starting: dict[int, object] = {}  # worker -> ping ref of its replacement
         self.respawns: dict[int, int] = {}
         self.plan = scheme.init_plan() if self.sequential else None
+        self.node_lost = False  # a worker's death revealed that this process's node is gone
         self.history: dict[int, object] = {}  # sequential: round -> ObjectRef of its weights
         self._owns_ray = connect(address)
         try:
@@ -183,8 +214,9 @@ class RayCluster:
         self.busy.pop(w, None)
         self.dead.add(w)
         note = f"worker {w} died ({why}); marked dead"
+        self.node_lost = self.node_lost or not local_node_alive()  # no replacement then
         used = self.respawns.get(w, 0)
-        if self.respawn and used < self.max_respawns:
+        if self.respawn and used < self.max_respawns and not self.node_lost:
             self.respawns[w] = used + 1
             self.actors[w] = self._new_actor(w, self._base_opts)  # any node
             self.starting[w] = self.actors[w].ping.remote()
@@ -231,15 +263,22 @@ class RayCluster:
         return None if self.deadline is None else self.deadline * self.scale
 
     def run_round(self, t: int, weights) -> RoundOutcome:
+        """One round (see the module docstring); :class:`RayClusterLost` when the cluster
+        itself is gone."""
         if self.on_round is not None:
             self.on_round(self, t)
+        if self.node_lost:
+            raise cluster_lost(t, "this process's Ray node (raylet and object store)")
         notes: list[str] = []
-        self._sweep_starting(notes)
-        if self.chunked:
-            return run_chunked(self, t, weights, notes)
-        if self.sequential:
-            return run_sequential(self, t, weights, notes)
-        return self._run_plain(t, weights, notes)
+        try:
+            self._sweep_starting(notes)
+            if self.chunked:
+                return run_chunked(self, t, weights, notes)
+            if self.sequential:
+                return run_sequential(self, t, weights, notes)
+            return self._run_plain(t, weights, notes)
+        except cluster_lost_errors() as exc:
+            raise cluster_lost(t, f"the Ray cluster ({first_line(exc)})") from None
 
     def _launch(self, w: int, t: int, wref) -> None:
         self.busy[w] = (self.actors[w].round.remote(t, wref, self.time_scale), t)

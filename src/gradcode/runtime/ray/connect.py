@@ -116,6 +116,47 @@ def kill_actors(actors) -> None:
             pass
 
 
+def cluster_lost_errors() -> tuple[type[BaseException], ...]:
+    """The Ray errors that mean the cluster itself is gone -- this process's node (raylet
+    and object store), the head, or the connection to them -- not one worker."""
+    ex = import_ray().exceptions
+    names = ("LocalRayletDiedError", "NodeDiedError", "RaySystemError", "RpcError")
+    return (ConnectionError, *(getattr(ex, n) for n in names if hasattr(ex, n)))
+
+
+def local_node_alive() -> bool:
+    """Does this process's Ray node still accept connections on its object-store socket?
+
+    Ray terminates a driver whose node died at its next object-store call, with no
+    Python exception to catch, so the backend asks this when a worker dies (each
+    probe adds one line to the raylet's log: not every round).  ``True`` when it
+    cannot tell.
+    """
+    try:
+        from ray._private.worker import global_worker
+
+        path = global_worker.node.plasma_store_socket_name
+    except Exception:  # noqa: BLE001 - a Ray without this attribute: cannot tell
+        return True
+    return socket_listening(path) if path else True
+
+
+def socket_listening(path: str) -> bool:
+    """Does a process accept connections on the Unix socket ``path``?  A busy socket (full
+    backlog, timeout) counts as listening; a refused connection or a missing file not."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(5.0)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):  # nobody listens there any more
+            return False
+        except OSError:
+            return True
+    return True
+
+
 def _token_auth_if_available() -> None:
     """Send the local auth token to the cluster being joined, when one is available."""
     try:
