@@ -22,7 +22,8 @@ from .crc import CRC
 from .cyclic_mds import CyclicMDS, is_real_valued
 from .frc import FRC, ErasureHead
 from .partial_scheme import PartialScheme
-from .pgc import PGC, ISLateFold, PGCMemory, PGCReference
+from .pgc import PGC
+from .pgc_variants import ISLateFold, PGCMemory, PGCReference
 from .sequential import SRSGC
 from .simple import DGD, ISSGD
 from .tandon_partial import TandonPartial
