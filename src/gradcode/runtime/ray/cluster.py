@@ -92,6 +92,10 @@ __all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream"
 DEFAULT_TIME_SCALE = 0.01
 
 
+#: What died when this process's own Ray node is gone.
+NODE = "this process's Ray node (raylet and object store)"
+
+
 class RayClusterLost(TrainingStopped):
     """The Ray cluster under a run is gone (not one worker): training cannot go on."""
 
@@ -268,7 +272,7 @@ class RayCluster:
         if self.on_round is not None:
             self.on_round(self, t)
         if self.node_lost:
-            raise cluster_lost(t, "this process's Ray node (raylet and object store)")
+            raise cluster_lost(t, NODE)
         notes: list[str] = []
         try:
             self._sweep_starting(notes)
@@ -278,7 +282,8 @@ class RayCluster:
                 return run_sequential(self, t, weights, notes)
             return self._run_plain(t, weights, notes)
         except cluster_lost_errors() as exc:
-            raise cluster_lost(t, f"the Ray cluster ({first_line(exc)})") from None
+            what = NODE if not local_node_alive() else f"the Ray cluster ({first_line(exc)})"
+            raise cluster_lost(t, what) from None
 
     def _launch(self, w: int, t: int, wref) -> None:
         self.busy[w] = (self.actors[w].round.remote(t, wref, self.time_scale), t)
