@@ -40,7 +40,7 @@ import ray
 from gradcode.codes import make_scheme
 from gradcode.runtime.cluster import Schedule
 from gradcode.runtime.config import RunConfig
-from gradcode.runtime.ray_cluster import RayCluster
+from gradcode.runtime.ray import RayCluster
 from gradcode.runtime.run import build_scheme, build_task
 from gradcode.stragglers import ShiftedExponential
 
@@ -69,7 +69,7 @@ class Bare:
 
     def encoded(self, weights):
         """The same transfer after the worker-side work gradcode does (dgd encode, check)."""
-        from gradcode.runtime.ray_worker import finite
+        from gradcode.runtime.ray.worker import finite
 
         _, msg = self.scheme.worker_message(None, 0, 0, {0: self.g})
         finite(msg.vector)
@@ -211,7 +211,7 @@ def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float, f
 
 def worker_side_ms(d: int, reps: int = 20) -> float:
     """What an actor does per dgd message beyond the bare actor: encode + finiteness."""
-    from gradcode.runtime.ray_worker import finite
+    from gradcode.runtime.ray.worker import finite
 
     scheme, g = make_scheme("dgd", 8, 0), np.full(d, 1e-3, dtype=np.float32)
     t0 = time.perf_counter()

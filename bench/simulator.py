@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from gradcode.codes import REGISTRY, make_code
+from gradcode.codes import REGISTRY, effective_stragglers, make_code
 from gradcode.sim import simulate
 from gradcode.stragglers import ShiftedExponential
 
@@ -42,7 +42,7 @@ def table(n: int, s: int, rounds: int, repeats: int, only: list[str] | None) -> 
     for name in REGISTRY:
         if only and name not in only:
             continue
-        code = make_code(name, n, 0 if name == "dgd" else s, rng=np.random.default_rng(0))
+        code = make_code(name, n, effective_stragglers(name, s), rng=np.random.default_rng(0))
         if getattr(code, "chunked", False):
             continue  # per-chunk timing: see codes.partial's vectorised helpers
         cold = timed(lambda code=code: simulate(code, T))

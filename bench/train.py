@@ -40,8 +40,8 @@ import numpy as np
 import torch
 
 import gradcode.runtime.loop as loop_module
-from gradcode.codes import make_scheme
-from gradcode.data import load_dataset, partition
+from gradcode.codes import effective_stragglers, make_scheme
+from gradcode.datasets import load_dataset, partition
 from gradcode.models import make_model
 from gradcode.runtime import LocalCluster, LoopConfig, OptimizerConfig, Schedule, train
 from gradcode.stragglers import ShiftedExponential
@@ -78,7 +78,7 @@ def loop_clock(clock):
 
 
 def gradcode_block(task, name, n, s, rounds, clock) -> list[float]:
-    scheme = make_scheme(name, n, 0 if name == "dgd" else s, rng=np.random.default_rng(0))
+    scheme = make_scheme(name, n, effective_stragglers(name, s), rng=np.random.default_rng(0))
     cluster = LocalCluster(scheme, task, Schedule(ShiftedExponential(1, 1), 0, rounds, n))
     cfg = LoopConfig(rounds=rounds, optimizer=OptimizerConfig(lr=0.01), eval_every=10**9)
     task.evaluate = lambda w: {}  # evaluation is not part of the round

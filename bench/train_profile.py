@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 import torch
+from gradcode.data import partition
 from train import fashion_mnist, floor_block, loop_clock
 
 import gradcode.runtime.loop as loop_module
-from gradcode.codes import make_scheme
-from gradcode.data import partition
+from gradcode.codes import effective_stragglers, make_scheme
 from gradcode.models import make_model
 from gradcode.runtime import LocalCluster, LoopConfig, OptimizerConfig, Schedule, train
 from gradcode.runtime.optim import FlatParams
@@ -77,7 +77,7 @@ def patched(obj, name, value):
 def profile(task: Task, name: str, n: int, s: int, rounds: int) -> list[dict[str, float]]:
     """Per-round parts of ``rounds`` rounds of ``name`` on ``task`` (seconds)."""
     parts = Parts()
-    scheme = make_scheme(name, n, 0 if name == "dgd" else s, rng=np.random.default_rng(0))
+    scheme = make_scheme(name, n, effective_stragglers(name, s), rng=np.random.default_rng(0))
     cluster = LocalCluster(scheme, task, Schedule(ShiftedExponential(1, 1), 0, rounds, n))
     cfg = LoopConfig(rounds=rounds, optimizer=OptimizerConfig(lr=0.01), eval_every=10**9)
     task.evaluate = lambda w: {}

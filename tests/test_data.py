@@ -1,4 +1,4 @@
-"""scikit-learn's sets, the names gradcode.data keeps, and partitions.
+"""scikit-learn's sets, the package's public names, and partitions.
 
 File formats and the packaged sets are tested in tests/datasets/.
 """
@@ -6,7 +6,7 @@ File formats and the packaged sets are tested in tests/datasets/.
 import numpy as np
 import pytest
 
-from gradcode.data import Dataset, available_datasets, load_dataset, partition
+from gradcode.datasets import Dataset, available_datasets, load_dataset, partition
 
 
 @pytest.mark.parametrize(
@@ -67,13 +67,16 @@ def test_available_datasets():
     ]
 
 
-def test_gradcode_data_keeps_every_public_name():
-    import gradcode.data
+def test_datasets_is_the_only_name():
+    """``gradcode.data`` (a compatibility alias) is gone: version 0.x keeps no aliases."""
+    import importlib
 
-    for name in gradcode.datasets.__all__:
-        assert getattr(gradcode.data, name) is getattr(gradcode.datasets, name)
+    import gradcode.datasets
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("gradcode.data")
     for old in ("AMAZON_FEATURES", "CHECKSUMS", "PARTITIONINGS", "read_idx", "file_digest"):
-        assert hasattr(gradcode.data, old)
+        assert hasattr(gradcode.datasets, old)
 
 
 # ---------------------------------------------------------------- partitions

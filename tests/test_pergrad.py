@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from torch import nn
 
-from gradcode.data import load_dataset
+from gradcode.datasets import load_dataset
 from gradcode.models import make_model
 from gradcode.pergrad import PartitionGradients, reference_gradients
 from gradcode.task import Task, TensorData

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gradcode.codes import REGISTRY, make_code, stateless_names
+from gradcode.codes import REGISTRY, effective_stragglers, make_code, stateless_names
 from gradcode.sim import simulate, simulate_model
 from gradcode.stragglers import CrashStop, ShiftedExponential
 
@@ -51,7 +51,7 @@ def test_exact_schemes_always_exact_without_deadline(name):
 )
 def test_completion_time_agrees_with_ready(name):
     """The vectorised stop rule is the code's own ready(), checked round by round."""
-    code = make_code(name, N, 0 if name == "dgd" else S)
+    code = make_code(name, N, effective_stragglers(name, S))
     T = times(200, seed=1)
     t = code.completion_time(T)
     for row, tr in zip(T, t, strict=True):
@@ -63,7 +63,7 @@ def test_completion_time_agrees_with_ready(name):
 
 @pytest.mark.parametrize("name", sorted(stateless_names()))
 def test_decode_batch_matches_decode(name):
-    code = make_code(name, N, 0 if name == "dgd" else S)
+    code = make_code(name, N, effective_stragglers(name, S))
     used = np.random.default_rng(2).random((300, N)) < 0.75
     exact, residual = code.decode_batch(used)
     for u, e, r in zip(used, exact, residual, strict=True):

@@ -150,6 +150,26 @@ def test_bad_partition_index():
         task.partition_gradient(3, task.initial_weights())
 
 
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_restrict_keeps_only_its_partitions_and_the_same_gradients(batch_size):
+    import pickle
+
+    task = _build("digits", "mlp", 6, dtype=torch.float64, batch_size=batch_size)
+    part = task.restrict([4, 1])
+    w = task.initial_weights() + 0.01
+    assert part.kept == {1, 4} and task.kept is None
+    assert part._X.shape[0] == sum(len(task.partitions[j]) for j in (1, 4))
+    assert part.dataset.n_train == task.dataset.n_train and part.evaluate(w) == {}
+    for t in (0, 5):  # minibatch rounds too: the same (partition, round) rows
+        got, ref = part.partition_gradients(w, t, [1, 4]), task.partition_gradients(w, t, [1, 4])
+        for j in (1, 4):
+            torch.testing.assert_close(got[j], ref[j], atol=0, rtol=0)
+    with pytest.raises(ValueError, match="does not store partition 0"):
+        part.partition_gradients(w, 0, [0, 1])
+    assert len(pickle.dumps(part)) < len(pickle.dumps(task)) / 2  # what a worker receives
+    assert task.partition_gradient(0, w).shape == w.shape  # the original is unchanged
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 def test_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available"):

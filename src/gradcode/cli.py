@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +21,10 @@ from typer.exceptions import TyperException
 
 from . import __version__
 from .cli_advise import advise_cmd
+from .cli_codes import codes_app
+from .cli_common import MAX_COUNT, CLIError, out, user_errors
 from .cli_trace import trace_app
-from .codes import REGISTRY, make_code, stateless_names
-from .codes.inspect import report, robustness
+from .codes import BUILDER_ARGUMENTS, scheme_info
 
 app = typer.Typer(
     help="Straggler-resilient distributed training with gradient coding.",
@@ -31,7 +32,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-codes_app = typer.Typer(help="Inspect the gradient codes.", no_args_is_help=True)
 app.add_typer(codes_app, name="codes")
 reproduce_app = typer.Typer(
     help="Reproduce published results (figures + CSV).", no_args_is_help=True
@@ -44,30 +44,6 @@ experiment_app = typer.Typer(
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(trace_app, name="trace")
 app.command("advise")(advise_cmd)
-
-out = Console(highlight=False)
-
-#: Bounds of the inspection and reproduction commands' sizes (their cost grows
-#: with them; the decoders are tested to 1,000 workers).
-MAX_N = 1000
-MAX_COUNT = 10**7
-
-
-class CLIError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the library's ``ValueError`` (bad user input) and ``OSError`` (a path
-    that cannot be read or written) into a :class:`CLIError`."""
-    try:
-        yield
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        raise CLIError(f"{exc.strerror or exc}{where}") from None
 
 
 def _out_folder(path: Path | None) -> Path | None:
@@ -93,101 +69,6 @@ def _root(
     if version:
         out.print(f"gradcode {__version__}")
         raise typer.Exit(0)
-
-
-@codes_app.command("list")
-def codes_list() -> None:
-    """List the registered schemes."""
-    table = Table("scheme", "exact", "what it does", "paper")
-    for info in REGISTRY.values():
-        table.add_row(info.name, "yes" if info.exact else "approx", info.summary, info.citation)
-    out.print(table)
-
-
-@codes_app.command("show")
-def codes_show(
-    scheme: str = typer.Argument(..., help="Scheme name (see `gradcode codes list`)."),
-    n: int = typer.Option(..., "-n", "--workers", min=1, max=MAX_N, help="Number of workers."),
-    s: int = typer.Option(
-        ..., "-s", "--stragglers", min=0, max=MAX_N, help="Stragglers to tolerate."
-    ),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed for randomised constructions."),
-    patterns: int = typer.Option(
-        5000,
-        "--patterns",
-        min=1,
-        max=MAX_COUNT,
-        help="Check all straggler sets of size s up to this many.",
-    ),
-) -> None:
-    """Print a code's encoding matrix, load, tolerance and worst conditioning."""
-    with user_errors():
-        code = make_code(scheme, n, s, rng=np.random.default_rng(seed))
-        if REGISTRY[scheme].stateful:
-            _show_stateful(code)
-            return
-        rep = report(code, np.random.default_rng(seed), limit=patterns)
-    with np.printoptions(precision=3, suppress=True, linewidth=160):
-        out.print(f"[bold]{code.name}[/bold]  n={code.n}  s={code.s}  partitions k={code.k}")
-        out.print("encoding matrix B (row = worker, column = partition):")
-        out.print(str(code.B), markup=False)
-    scope = "all" if rep.exhaustive else "random sample of"
-    out.print(f"load: {rep.load} partitions per worker; replication {rep.replication}")
-    out.print(
-        f"tolerance: {code.s} stragglers, "
-        + ("exact by design" if rep.exact_design else "approximate by design")
-    )
-    out.print(
-        f"checked {scope} {rep.patterns_checked} straggler sets of size {code.s}: "
-        + ("all decode exactly" if rep.all_exact else f"worst residual {rep.worst_residual:.3g}")
-    )
-    out.print(
-        f"worst conditioning: cond(B_K) = {rep.worst_cond:.3g}, "
-        f"max |a_i| = {rep.worst_max_weight:.3g}"
-    )
-
-
-@codes_app.command("compare")
-def codes_compare(
-    n: int = typer.Option(12, "-n", "--workers", min=1, max=MAX_N, help="Number of workers."),
-    s: int = typer.Option(
-        3, "-s", "--stragglers", min=0, max=MAX_N, help="Stragglers to tolerate."
-    ),
-    trials: int = typer.Option(
-        2000, "--trials", min=1, max=MAX_COUNT, help="Random straggler sets per cell."
-    ),
-    seed: int = typer.Option(0, "--seed", min=0),
-) -> None:
-    """Compare every scheme against random straggler sets of size s and s + 1."""
-    table = Table(
-        "scheme",
-        "load",
-        "stragglers",
-        "exact",
-        "mean ||aB-1||",
-        "worst cond(B_K)",
-        title=f"gradient codes at n={n}, s={s} ({trials} random straggler sets per row)",
-    )
-    for name in stateless_names():
-        with user_errors():
-            try:
-                code = make_code(
-                    name, n, 0 if name == "dgd" else s, rng=np.random.default_rng(seed)
-                )
-            except ValueError as exc:
-                out.print(f"[dim]{name}: skipped ({exc})[/dim]")
-                continue
-            for k in (s, min(s + 1, n - 1)):
-                row = robustness(code, k, np.random.default_rng(seed + k), trials)
-                table.add_row(
-                    name,
-                    str(code.load),
-                    str(k),
-                    f"{row.exact_fraction:.1%}",
-                    f"{row.mean_residual:.3f}",
-                    "n/a" if np.isnan(row.worst_cond) else f"{row.worst_cond:.3g}",
-                )
-    out.print(table)
 
 
 def _int_list(text: str, what: str) -> tuple[int, ...]:
@@ -255,67 +136,6 @@ def reproduce_ramamoorthy2024(
     for key, value in summary["speedup"].items():
         out.print(f"{key}: {value:.3g}")
     out.print(f"figures, CSVs and traffic.csv -> {out_dir}")
-
-
-def _show_stateful(scheme) -> None:
-    """Placement and the per-round rotation of a pipelined scheme."""
-    if getattr(scheme, "sequential", False):
-        return _show_sequential(scheme)
-    if getattr(scheme, "chunked", False):
-        return _show_chunked(scheme)
-    out.print(f"[bold]{scheme.name}[/bold]  n={scheme.n}  s={scheme.s}  partitions k={scheme.k}")
-    with np.printoptions(precision=3, suppress=True, linewidth=160):
-        out.print("placement (row = worker, column = partition stored):")
-        out.print(str(scheme.B), markup=False)
-    r = scheme.s + 1
-    out.print(f"partition computed in round t (steady state, rounds 0..{r - 1}):")
-    for w in range(scheme.n):
-        plan = [scheme.rotation(w, t)[0] for t in range(r)]
-        out.print(f"  worker {w:>3}: {plan}")
-    out.print(
-        f"load: 1 partition per worker per round ({len(scheme.placement[0])} in the warm-up); "
-        f"staleness cap {scheme.staleness_cap} rounds"
-    )
-
-
-def _show_sequential(scheme) -> None:
-    inner = scheme.code
-    out.print(
-        f"[bold]{scheme.name}[/bold]  n={scheme.n}  lambda={scheme.s}  B={scheme.B}  "
-        f"W={scheme.W}  partitions k={scheme.k}"
-    )
-    out.print(
-        f"inner code: {inner.name} tolerating s'={scheme.s_code} per round; every job decodes "
-        f"exactly within T={scheme.delay} rounds under any (B, W, lambda) pattern"
-    )
-    with np.printoptions(precision=3, suppress=True, linewidth=160):
-        out.print("encoding matrix B (row = worker, column = partition):")
-        out.print(str(inner.B), markup=False)
-    out.print(
-        f"load: {scheme.load} partitions per worker per round "
-        f"(plain GC for lambda={scheme.s} stragglers: {scheme.s + 1})"
-    )
-
-
-def _show_chunked(scheme) -> None:
-    from .codes.ordering import qmax, qmax_lower_bound
-
-    if hasattr(scheme, "describe"):  # e.g. tandon_partial
-        for line in scheme.describe():
-            out.print(line, markup=False)
-        return
-    out.print(
-        f"[bold]{scheme.name}[/bold]  n={scheme.n}  s={scheme.s}  l={scheme.l}  "
-        f"delta={scheme.delta}  chunks N={scheme.k}"
-    )
-    out.print("processing order (row = worker, chunks in the order it computes them):")
-    for w, order in enumerate(scheme.placement):
-        out.print(f"  worker {w:>3}: {list(order)}")
-    q = qmax(scheme.assignment, scheme.l)
-    line = f"load: {scheme.load} chunks per worker per round; Qmax {q:g}"
-    if scheme.l == 1:
-        line += f" (lower bound {qmax_lower_bound(scheme.n, scheme.delta)})"
-    out.print(line)
 
 
 @app.command("train")
@@ -456,7 +276,7 @@ def train_cmd(
 
 def _scheme_options(scheme: str, items: list[str] | None) -> tuple[tuple[str, object], ...]:
     """``--scheme-opt key=value`` items, typed by the scheme's constructor signature."""
-    from .runtime.config import _number, typed_options
+    from .runtime.config import typed_options
 
     pairs = []
     for item in items or []:
@@ -464,11 +284,10 @@ def _scheme_options(scheme: str, items: list[str] | None) -> tuple[tuple[str, ob
         if not sep or not key.strip():
             raise CLIError(f"--scheme-opt expects key=value, got {item!r}")
         pairs.append((key.strip(), value.strip()))
-    if scheme not in REGISTRY:  # the unknown scheme is reported by make_scheme
-        return tuple((k, _number(v)) for k, v in pairs)
     with user_errors():
+        info = scheme_info(scheme)  # an unknown scheme: one line naming the known ones
         what = f"--scheme-opt for {scheme}"
-        return typed_options(pairs, REGISTRY[scheme].factory, what, skip=("n", "s", "rng"))
+        return typed_options(pairs, info.factory, what, skip=BUILDER_ARGUMENTS)
 
 
 @contextlib.contextmanager

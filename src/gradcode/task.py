@@ -13,14 +13,11 @@ so the per-partition gradients ``g_j = grad F_j`` -- what gradient-coding
 workers compute and encode -- sum *exactly* to the full gradient.  Note the
 ``1/N`` (not ``1/|P_j|``): partitions of unequal size still add up right.
 
-**Minibatches.**  With ``batch_size=B`` each partition contributes ``B_j =
-min(B, |P_j|)`` samples per round, drawn by :class:`MinibatchSampler` from a
-generator keyed by ``(seed, partition, epoch)``: within an epoch of partition
-``j`` every sample is used once, and *every replica of a partition in a round
-uses the same minibatch*, so a gradient code still decodes the exact sum
-``sum_j g_j(w; t)`` with ``g_j(w; t) = (1/M) sum_{i in batch_j(t)} grad loss_i``
-and ``M = sum_j B_j`` (the gradient of the mean loss over the round's union of
-minibatches).  ``batch_size=None`` is full-batch: ``batch_j(t) = P_j``.
+**Minibatches.**  With ``batch_size=B`` each partition contributes a seeded
+minibatch of ``min(B, |P_j|)`` samples per round, the same for every replica
+of the partition, so a gradient code still decodes the exact sum of the round's
+``g_j(w; t)`` (normalised by the round's total minibatch size ``M``); see
+:mod:`gradcode.task_data`.  ``batch_size=None`` is full-batch.
 
 **Train mode.**  Gradients are computed with the model in ``train()`` mode
 (dropout active; its masks are seeded by ``(seed, round, partition)`` so
@@ -49,7 +46,8 @@ Example::
     True
 
 A :class:`Task` is not thread-safe: give each worker thread or process its
-own.  All computation is on CPU by default; ``device="cuda"`` runs on the GPU.
+own (:meth:`Task.restrict` cuts a copy down to a worker's partitions).  All
+computation is on CPU by default; ``device="cuda"`` runs on the GPU.
 """
 
 from __future__ import annotations
@@ -65,125 +63,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from gradcode.data import PARTITIONINGS, load_dataset, partition
+from gradcode.datasets import PARTITIONINGS, load_dataset, partition
 from gradcode.models import make_model
 from gradcode.pergrad import PartitionGradients
+from gradcode.task_data import (
+    DataSummary,
+    MinibatchSampler,
+    TensorData,
+    device_tensors,
+    evaluation_rows,
+    restrict_rows,
+)
+from gradcode.task_model import (
+    BATCHNORM_LAYERS,
+    CHUNK,
+    RANDOM_LAYERS,
+    MasterModel,
+    accuracy,
+    flatten,
+    has_layers,
+    resolve_device,
+    unflatten,
+)
 
-#: Samples per forward/backward pass in full-data passes (bounds memory).
-CHUNK = 4096
+__all__ = ["MinibatchSampler", "Task", "TaskInfo", "TensorData", "accuracy", "flatten", "unflatten"]
+
 #: Training samples used for ``train_loss`` in minibatch mode (a fixed seeded subset).
 EVAL_SAMPLES = 10_000
-
-
-def flatten(model: nn.Module) -> torch.Tensor:
-    """The model's parameters as one flat tensor (a detached copy)."""
-    return parameters_to_vector(model.parameters()).detach().clone()
-
-
-def unflatten(model: nn.Module, weights) -> None:
-    """Write the flat vector ``weights`` into the model's parameters (in place)."""
-    n = sum(p.numel() for p in model.parameters())
-    shape = tuple(np.shape(weights))
-    if len(shape) != 1 or shape[0] != n:
-        raise ValueError(f"weights must be a flat vector of {n} numbers, got shape {shape}")
-    first = next(model.parameters())
-    vec = torch.as_tensor(weights, dtype=first.dtype, device=first.device)
-    with torch.no_grad():
-        vector_to_parameters(vec, model.parameters())
-
-
-def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
-    """Fraction of rows whose arg-max equals the label."""
-    return float((output.argmax(dim=1) == target).double().mean())
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"invalid device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    return dev
-
-
-class MinibatchSampler:
-    """Seeded minibatches keyed by ``(partition, round)``: stateless, so any
-    process computes the same batch for the same key.
-
-    Partition ``j`` (size ``m``) reads a stream of permutations of
-    ``0 .. m-1``, one per epoch, from ``default_rng([seed, j, epoch])``; round
-    ``t`` takes positions ``t B .. (t+1) B - 1`` of that stream.
-
-    >>> s = MinibatchSampler([5, 5], 2, seed=0)
-    >>> sorted(np.concatenate([s.positions(0, t) for t in range(2)]).tolist()) == sorted(
-    ...     set(np.concatenate([s.positions(0, t) for t in range(2)]).tolist()))
-    True
-    """
-
-    def __init__(self, sizes: Sequence[int], batch_size: int | None, seed: int) -> None:
-        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        self.sizes = [int(m) for m in sizes]
-        self.batch_size = None if batch_size is None else int(batch_size)
-        self.seed = int(seed)
-        self._perms: dict[tuple[int, int], np.ndarray] = {}
-
-    def batch(self, j: int) -> int:
-        """``B_j``: samples partition ``j`` contributes per round."""
-        m = self.sizes[j]
-        return m if self.batch_size is None else min(self.batch_size, m)
-
-    @property
-    def samples_per_round(self) -> int:
-        """``M = sum_j B_j``."""
-        if not hasattr(self, "_m"):
-            self._m = sum(self.batch(j) for j in range(len(self.sizes)))
-        return self._m
-
-    def _perm(self, j: int, epoch: int) -> np.ndarray:
-        key = (j, epoch)
-        if key not in self._perms:
-            if len(self._perms) > 4 * len(self.sizes):
-                self._perms.clear()
-            rng = np.random.default_rng([self.seed, j, epoch])
-            self._perms[key] = rng.permutation(self.sizes[j])
-        return self._perms[key]
-
-    def positions(self, j: int, t: int) -> np.ndarray:
-        """Positions inside partition ``j`` used in round ``t`` (sorted)."""
-        m, b = self.sizes[j], self.batch(j)
-        if self.batch_size is None or b == m:
-            return np.arange(m)
-        start = t * b
-        epoch, off = divmod(start, m)
-        first = self._perm(j, epoch)[off : off + b]
-        if first.size < b:
-            first = np.concatenate([first, self._perm(j, epoch + 1)[: b - first.size]])
-        return np.sort(first)
-
-    def epoch(self, t: int) -> float:
-        """Epochs of training data consumed after round ``t``."""
-        return (t + 1) * self.samples_per_round / max(1, sum(self.sizes))
-
-
-@dataclass(frozen=True)
-class TensorData:
-    """A train/test split held as tensors (user data from :func:`gradcode.fit`)."""
-
-    name: str
-    X_train: torch.Tensor
-    y_train: torch.Tensor
-    X_test: torch.Tensor | None = None
-    y_test: torch.Tensor | None = None
-
-    @property
-    def n_train(self) -> int:
-        return int(self.y_train.shape[0])
 
 
 @dataclass(frozen=True)
@@ -203,19 +110,11 @@ class TaskInfo:
     batch_size: int | None = None
 
 
-def _has(model: nn.Module, kinds) -> bool:
-    return any(isinstance(m, kinds) for m in model.modules())
-
-
-_RANDOM = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_BATCHNORM = nn.modules.batchnorm._BatchNorm
-
-
 class Task:
     """Data + model + loss + partition; computes partition gradients from flat weights.
 
     Build with :meth:`Task.build` (named dataset and model) or directly from a
-    :class:`~gradcode.data.Dataset` / :class:`TensorData`, a module and the
+    :class:`~gradcode.datasets.Dataset` / :class:`TensorData`, a module and the
     partitions (lists of training indices).  ``loss_fn(output, target)`` must
     return the *mean* loss over the batch (PyTorch's default reduction);
     ``metrics`` maps names to ``fn(outputs, targets) -> float`` over the test set.
@@ -245,7 +144,7 @@ class Task:
         if not (np.isfinite(weight_decay) and weight_decay >= 0):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         self.dataset = dataset
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.dtype = next(self.model.parameters()).dtype
         self.partitions = [np.asarray(p, dtype=np.int64) for p in partitions]
@@ -265,42 +164,30 @@ class Task:
         self._names = [n for n, _ in trainable]
         self._shapes = [p.shape for _, p in trainable]
         self._numels = [p.numel() for _, p in trainable]
-        self._w0 = parameters_to_vector([p for _, p in trainable]).detach().clone()
-        self._X = self._tensor(dataset.X_train, self.dtype)
-        self._y = self._target(dataset.y_train)
-        self._Xt = self._tensor(getattr(dataset, "X_test", None), self.dtype)
-        self._yt = self._target(getattr(dataset, "y_test", None))
+        self._w0 = torch.cat([p.detach().reshape(-1) for _, p in trainable]).clone()
+        self._X, self._y, self._Xt, self._yt = device_tensors(dataset, self.device, self.dtype)
         self._idx = [torch.as_tensor(p, device=self.device) for p in self.partitions]
         # Gradients: a train-mode copy whose BatchNorm layers always use batch
         # statistics and keep no running state (so it is vmap-able and pure).
-        self.has_batchnorm = _has(self.model, _BATCHNORM)
-        self.random = _has(self.model, _RANDOM)
+        self.has_batchnorm = has_layers(self.model, BATCHNORM_LAYERS)
+        self.random = has_layers(self.model, RANDOM_LAYERS)
         self._gmodel = copy.deepcopy(self.model)
         if self.has_batchnorm:
             torch.func.replace_all_batch_norm_modules_(self._gmodel)
         self._gmodel.train()
-        self.model.eval()
+        self.master = MasterModel(self.model, self.loss_fn, self.metrics)  # eval mode
         # vmap draws one dropout mask for all partitions (replicas would disagree); on
         # CPU, convolutions run faster one cache-sized partition batch at a time
         # (bench/train.py), so batching is for dropout-free, conv-free models or CUDA.
-        conv = _has(self.model, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+        conv = has_layers(self.model, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
         if batched is None:
             batched = not self.random and (self.device.type == "cuda" or not conv)
         self._batched = bool(batched) and not self.random
         use = self._batched if pergrad is None else pergrad
         self._pergrad = use and PartitionGradients.for_model(self._gmodel, loss_fn, self._names)
         self._eval_rows: torch.Tensor | None = None
-
-    def _tensor(self, x, dtype):
-        if x is None:
-            return None
-        return torch.as_tensor(x, device=self.device).to(dtype)
-
-    def _target(self, y):
-        if y is None:
-            return None
-        y = torch.as_tensor(y, device=self.device)
-        return y.to(self.dtype) if y.is_floating_point() else y
+        #: The partitions whose rows this task holds (``None``: all; see :meth:`restrict`).
+        self.kept: frozenset[int] | None = None
 
     @classmethod
     def build(
@@ -325,7 +212,7 @@ class Task:
         partition, minibatches), so e.g. changing the model leaves the
         partitions as they were.  Same seed, same everything.
         """
-        dev = _resolve_device(device)
+        dev = resolve_device(device)
         if partitioning not in PARTITIONINGS:
             raise ValueError(f"unknown partitioning {partitioning!r}; choose {list(PARTITIONINGS)}")
         seeds = rng.integers(2**63 - 1, size=3)  # (Generator.spawn needs numpy >= 1.25)
@@ -375,6 +262,40 @@ class Task:
             self.batch_size,
         )
 
+    def restrict(self, parts: Iterable[int]) -> Task:
+        """A copy holding only the training rows of partitions ``parts``, and no test set.
+
+        Its partition gradients equal this task's for the kept partitions (the
+        ``1/N`` normalisation keeps the full training-set size, in
+        ``dataset.n_train``); any other partition raises ``ValueError``.  This is
+        what a worker needs, e.g. each Ray actor.  Model and sampler are shared
+        with this task (a worker process gets its own copy when it is sent there).
+
+        >>> t = Task.build("wine", "logreg", 4, "iid", np.random.default_rng(0))
+        >>> w, part = t.initial_weights(), t.restrict([1, 2])
+        >>> sorted(part.kept), bool(torch.equal(part.partition_gradient(2, w),
+        ...                                     t.partition_gradient(2, w)))
+        ([1, 2], True)
+        """
+        keep = self._check_parts(parts)
+        out = copy.copy(self)
+        out._X, out._y, out._idx = restrict_rows(self._X, self._y, self._idx, keep)
+        out._Xt = out._yt = None
+        out.dataset = DataSummary(getattr(self.dataset, "name", "data"), self.dataset.n_train)
+        out.kept = frozenset(keep)
+        return out
+
+    def _check_parts(self, parts: Iterable[int]) -> list[int]:
+        """``parts`` as sorted distinct ints; ``ValueError`` for one this task does not hold."""
+        parts = sorted({int(j) for j in parts})
+        bad = [j for j in parts if not 0 <= j < self.num_partitions]
+        if bad:
+            raise ValueError(f"partition index must be in 0..{self.num_partitions - 1}, got {bad}")
+        missing = [j for j in parts if self.kept is not None and j not in self.kept]
+        if missing:
+            raise ValueError(f"this worker does not store partition {missing[0]}")
+        return parts
+
     def initial_weights(self) -> torch.Tensor:
         """Flat copy of the initial weights (model dtype, task device)."""
         return self._w0.clone()
@@ -421,10 +342,7 @@ class Task:
         This is the worker API of every backend: given the weights, the round
         and a worker's partitions, it returns that worker's partition gradients.
         """
-        parts = sorted({int(j) for j in parts})
-        bad = [j for j in parts if not 0 <= j < self.num_partitions]
-        if bad:
-            raise ValueError(f"partition index must be in 0..{self.num_partitions - 1}, got {bad}")
+        parts = self._check_parts(parts)
         w = self._w(weights)
         params = self._params(w)
         buffers = dict(self._gmodel.named_buffers())
@@ -522,50 +440,22 @@ class Task:
         if not self.has_batchnorm:
             return
         rows = self.rows(t % self.num_partitions, t)
-        self.model.train()
-        try:
-            with torch.random.fork_rng(devices=self._rng_devices()):
-                torch.manual_seed(hash((self.seed, int(t), -1)) & (2**62 - 1))
-                functional_call(self.model, self._params(self._w(weights)), (self._X[rows],))
-        finally:
-            self.model.eval()
+        seed = hash((self.seed, int(t), -1)) & (2**62 - 1)
+        params = self._params(self._w(weights))
+        self.master.observe(params, self._X[rows], seed, self._rng_devices())
 
     def state(self) -> dict[str, torch.Tensor]:
         """Master-side state outside the weights (BatchNorm running statistics)."""
-        return {k: v.detach().clone() for k, v in self.model.named_buffers()}
+        return self.master.buffers()
 
     def restore(self, state: Mapping[str, torch.Tensor]) -> None:
-        bufs = dict(self.model.named_buffers())
-        with torch.no_grad():
-            for k, v in state.items():
-                bufs[k].copy_(v)
+        self.master.load_buffers(state)
 
     def state_dict(self, weights) -> dict[str, torch.Tensor]:
         """The model's ``state_dict`` at ``weights`` (detached copies)."""
-        params = self._params(self._w(weights))
-        return {
-            k: (params[k] if k in params else v).detach().clone()
-            for k, v in self.model.state_dict(keep_vars=True).items()
-        }
+        return self.master.state_dict(self._params(self._w(weights)))
 
     # ------------------------------------------------------------------ evaluation
-
-    @torch.no_grad()
-    def _outputs(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        params = self._params(w)
-        return torch.cat(
-            [
-                functional_call(self.model, params, (X[s : s + CHUNK],))
-                for s in range(0, len(X), CHUNK)
-            ]
-        )
-
-    def _mean_loss(self, out: torch.Tensor, y: torch.Tensor) -> float:
-        total = 0.0
-        for s in range(0, len(y), CHUNK):
-            o, t = out[s : s + CHUNK], y[s : s + CHUNK]
-            total += float(self.loss_fn(o, t).to(torch.float64)) * len(t)
-        return total / len(y)
 
     def _train_rows(self) -> torch.Tensor | None:
         """Rows for :meth:`train_loss`: all of them full-batch, else a fixed subset."""
@@ -573,8 +463,7 @@ class Task:
         if self.batch_size is None or n <= EVAL_SAMPLES:
             return None
         if self._eval_rows is None:
-            rng = np.random.default_rng([self.seed, 2**31])
-            pick = np.sort(rng.choice(n, EVAL_SAMPLES, replace=False))
+            pick = evaluation_rows(n, EVAL_SAMPLES, self.seed)
             self._eval_rows = torch.as_tensor(pick, device=self.device)
         return self._eval_rows
 
@@ -584,16 +473,11 @@ class Task:
         w = self._w(weights)
         rows = self._train_rows()
         X, y = (self._X, self._y) if rows is None else (self._X[rows], self._y[rows])
-        loss = self._mean_loss(self._outputs(w, X), y)
+        loss = self.master.mean_loss(self.master.outputs(self._params(w), X), y)
         return loss + 0.5 * self.weight_decay * float(w.double() @ w.double())
 
     def evaluate(self, weights) -> dict[str, float]:
         """Test-set ``{"loss": mean loss, **metrics}`` (e.g. ``"accuracy"``)."""
         if self._yt is None or len(self._yt) == 0:
             return {}
-        w = self._w(weights)
-        out = self._outputs(w, self._Xt)
-        res = {"loss": self._mean_loss(out, self._yt)}
-        for name, fn in self.metrics.items():
-            res[name] = float(fn(out, self._yt))
-        return res
+        return self.master.evaluate(self._params(self._w(weights)), self._Xt, self._yt)

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gradcode.codes.pgc import PGC, ISLateFold, PGCMemory, PGCReference, nnls
+from gradcode.codes.pgc import PGC, nnls
+from gradcode.codes.pgc_variants import ISLateFold, PGCMemory, PGCReference
 
 D = 3  # gradient dimension
 

@@ -8,7 +8,8 @@ shifted-exponential stragglers, seed 0) on two tasks: the norm ratio
 import numpy as np
 import pytest
 
-from gradcode.codes.pgc import PGC, PGCReference
+from gradcode.codes.pgc import PGC
+from gradcode.codes.pgc_variants import PGCReference
 from gradcode.runtime.config import RunConfig
 
 from .pgc_start_probe import update_vs_gradient

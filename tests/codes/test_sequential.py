@@ -107,6 +107,24 @@ def test_master_decodes_the_exact_gradient_of_each_job_b_rounds_late():
             assert upd.staleness_max == B and upd.covered and upd.residual == 0
 
 
+def test_deferred_jobs_counts_the_jobs_still_waiting_for_a_reattempt():
+    """``deferred_jobs`` in the log: 0 while every job decodes at once (it was -1 in every
+    such round), 1 in the round that defers a job, 0 again once its reattempt arrived."""
+    sch = SRSGC(6, 2, B=1, W=2)  # s' = 1: two missing results defer a job
+    state, counts = sch.init_master(), []
+    stragglers = {2: {4, 5}}  # round 2: workers 4 and 5 straggle; worker 4 owes job 2 in round 3
+    for t in range(5):
+        plan, msgs = state.plan, []
+        for w, job in enumerate(sch.jobs(plan, t)):
+            if w not in stragglers.get(t, ()):
+                grads = {p: np.ones(2) for p in sch.placement[w]}
+                msgs.append(sch.worker_message(None, w, int(job), grads)[1])
+        state, upd = sch.master_update(state, t, msgs)
+        counts.append(upd.stats["deferred_jobs"])
+        assert counts[-1] == len(state.plan.received)
+    assert counts == [0, 0, 1, 0, 0]
+
+
 def test_load_is_below_gc_for_the_same_lambda():
     sch = make_code("sr_sgc", 24, 6, B=1, W=4)
     assert sch.s_code == 2 and sch.load == 3 < 6 + 1

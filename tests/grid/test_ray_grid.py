@@ -28,7 +28,7 @@ GRID = {
 
 
 def test_ray_cells_share_one_set_of_actors(tmp_path, monkeypatch):
-    from gradcode.runtime import ray_cluster
+    from gradcode.runtime.ray import cluster as ray_cluster
 
     started = []
     new_actor = ray_cluster.RayCluster._new_actor

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from gradcode.codes import make_scheme
+from gradcode.codes import effective_stragglers, make_scheme
 from gradcode.runtime import LocalCluster, LogisticOracle, LoopConfig, OptimizerConfig, Schedule
 from gradcode.stragglers import ShiftedExponential
 
@@ -15,7 +15,7 @@ def oracle(n: int = 6, seed: int = 0) -> LogisticOracle:
 
 
 def setup(name, n=6, s=1, rounds=30, model=None, **cluster_kw):
-    scheme = make_scheme(name, n, 0 if name == "dgd" else s, rng=np.random.default_rng(0))
+    scheme = make_scheme(name, n, effective_stragglers(name, s), rng=np.random.default_rng(0))
     orc = oracle(n)
     model = ShiftedExponential(1.0, 1.0) if model is None else model
     cluster = LocalCluster(scheme, orc, Schedule(model, 7, rounds, n), **cluster_kw)

@@ -241,14 +241,14 @@ def _task(k=6, batch_size=8, model="logreg", dtype=torch.float64):
 
 @pytest.mark.parametrize("name", ["frc", "crc"])
 def test_exact_codes_decode_the_exact_minibatch_gradient_sum(name):
-    from gradcode.codes import make_scheme
+    from gradcode.codes import effective_stragglers, make_scheme
     from gradcode.runtime import LocalCluster, LoopConfig, OptimizerConfig, Schedule
 
     cfg = LoopConfig(rounds=12, optimizer=OptimizerConfig(lr=0.5, momentum=0.5), eval_every=6)
     runs = {}
     for scheme_name in (name, "dgd"):
         task = _task()
-        scheme = make_scheme(scheme_name, 6, 0 if scheme_name == "dgd" else 1)
+        scheme = make_scheme(scheme_name, 6, effective_stragglers(scheme_name, 1))
         cluster = LocalCluster(scheme, task, Schedule(ShiftedExponential(), 1, 12, 6))
         runs[scheme_name] = train(scheme, cluster, task, cfg)
     assert all(h["exact"] for h in runs[name].history)

@@ -15,9 +15,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from gradcode.runtime import ray_cluster  # noqa: E402
 from gradcode.runtime.config import RunConfig  # noqa: E402
 from gradcode.runtime.loop import TrainingStopped, train  # noqa: E402
+from gradcode.runtime.ray import cluster as ray_cluster  # noqa: E402
 from gradcode.runtime.run import build_cluster, build_scheme, build_task, loop_config, run  # noqa: E402
 
 RayCluster = ray_cluster.RayCluster
@@ -122,18 +122,21 @@ def test_kill_more_than_s_falls_back_or_stops(ray_session, tmp_path):
         cluster.close()
 
 
-def test_worker_task_keeps_only_its_partitions():
+def test_worker_payloads_keep_only_their_partitions():
+    from gradcode.runtime.ray.worker import placement_of, worker_payloads
+
     cfg = _cfg(scheme="frc")
     scheme = build_scheme(cfg)
     task = build_task(cfg, scheme.k)
     w = task.initial_weights() + 0.01
-    wt = ray_cluster.worker_task(task, ray_cluster.placement_of(scheme, 2))
+    wt = worker_payloads(task, scheme, scheme.n)[2]
     assert wt.kept == {2, 3} and wt._X.shape[0] == sum(len(task.partitions[j]) for j in (2, 3))
     for j in (2, 3):
         np.testing.assert_allclose(wt.partition_gradient(j, w), task.partition_gradient(j, w))
     with pytest.raises(ValueError, match="does not store partition 0"):
         wt.partition_gradient(0, w)
-    assert ray_cluster.placement_of(build_scheme(_cfg(scheme="pgc")), 1) == (0, 1)
+    assert placement_of(build_scheme(_cfg(scheme="pgc")), 1) == (0, 1)
+    assert worker_payloads(object(), scheme, scheme.n) is None  # cannot be cut: shared whole
 
 
 def test_bad_time_scale_is_a_value_error():

@@ -20,7 +20,7 @@ from gradcode.codes import REGISTRY  # noqa: E402
 from gradcode.runtime.cluster import Schedule  # noqa: E402
 from gradcode.runtime.config import DelaySpec, RunConfig  # noqa: E402
 from gradcode.runtime.loop import train  # noqa: E402
-from gradcode.runtime.ray_cluster import RayCluster  # noqa: E402
+from gradcode.runtime.ray import RayCluster  # noqa: E402
 from gradcode.runtime.run import build_cluster, build_scheme, build_task, loop_config  # noqa: E402
 
 N = 4

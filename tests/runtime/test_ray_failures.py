@@ -14,9 +14,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from gradcode.runtime import ray_cluster  # noqa: E402
 from gradcode.runtime.config import DelaySpec, RunConfig  # noqa: E402
 from gradcode.runtime.loop import TrainingStopped  # noqa: E402
+from gradcode.runtime.ray import cluster as ray_cluster  # noqa: E402
 from gradcode.runtime.run import run  # noqa: E402
 
 
@@ -111,3 +111,66 @@ def test_crash_stop_with_rejoin_runs_on_ray(ray_session, tmp_path):
         assert sorted(h["used"]) == [1, 2] and not h["exact"], h
     for h in res.history[6:]:
         assert h["exact"] and (0 in h["arrived"] or 3 in h["arrived"]), h
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """``(pid, executable)`` of every process below ``pid`` (read from /proc)."""
+    import os
+
+    children: dict[int, list[tuple[int, str]]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                exe = f.read().split(b"\0")[0].decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append((int(d), exe))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child[0])
+    return out
+
+
+@pytest.mark.slow
+def test_a_dead_ray_node_ends_the_run_in_one_line(tmp_path):
+    """SIGKILL the raylet of the run's own Ray instance mid-run: the run ends with exit
+    status 2 and one gradcode line naming what died and the folder of the checkpoint
+    (not a traceback; Ray itself may still print its raylet notice on stdout)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from gradcode.cli import main; main()", "train"]
+    cmd += ["--backend", "ray", "--scheme", "frc", "-n", "4", "-s", "1", "--rounds", "400"]
+    cmd += ["--time-scale", "0.05", "--checkpoint-every", "3", "--quiet", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log, killed, end = out / "rounds.jsonl", False, time.monotonic() + 300
+    try:
+        while not killed and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.5)
+            rounds = len(log.read_text().splitlines()) if log.is_file() else 0
+            raylets = [p for p, exe in _descendants(proc.pid) if exe.endswith("/raylet")]
+            if rounds >= 5 and raylets:
+                os.kill(raylets[0], signal.SIGKILL)
+                killed = True
+        stdout, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert killed, "the run ended before its raylet could be killed"
+    ours = [ln for ln in err.splitlines() if ln.startswith("gradcode:")]
+    why = f"status {proc.returncode}\nstderr:\n{err[-3000:]}\nstdout:\n{stdout[-1500:]}"
+    assert proc.returncode == 2 and len(ours) == 1 and "Traceback" not in err, why
+    assert "Ray" in ours[0] and "died" in ours[0] and "checkpoint" in ours[0], ours
+    assert str(out) in ours[0]
+    assert (out / "checkpoint.pt").is_file()

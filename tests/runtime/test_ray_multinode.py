@@ -20,7 +20,7 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 from gradcode.runtime.config import RunConfig  # noqa: E402
 from gradcode.runtime.loop import train  # noqa: E402
-from gradcode.runtime.ray_cluster import RayCluster  # noqa: E402
+from gradcode.runtime.ray import RayCluster  # noqa: E402
 from gradcode.runtime.run import build_cluster, build_scheme, build_task, loop_config  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from gradcode.runtime.ray_connect import connect  # noqa: E402
+from gradcode.runtime.ray.connect import connect  # noqa: E402
 
 from .ray_nodes import RayStartCluster  # noqa: E402
 

@@ -70,7 +70,7 @@ def test_resume_from_a_foreign_file_is_a_one_line_error(tmp_path):
 
 def test_minibatches_on_a_ray_backend_that_ignores_rounds_are_refused(monkeypatch):
     pytest.importorskip("ray")
-    from gradcode.runtime import ray_cluster
+    from gradcode.runtime.ray import cluster as ray_cluster
     from gradcode.runtime.run import build_cluster, build_scheme, build_task
 
     monkeypatch.setattr(ray_cluster.RayCluster, "minibatch_rounds", False, raising=False)

@@ -22,7 +22,8 @@ from .crc import CRC
 from .cyclic_mds import CyclicMDS, is_real_valued
 from .frc import FRC, ErasureHead
 from .partial_scheme import PartialScheme
-from .pgc import PGC, ISLateFold, PGCMemory, PGCReference
+from .pgc import PGC
+from .pgc_variants import ISLateFold, PGCMemory, PGCReference
 from .sequential import SRSGC
 from .simple import DGD, ISSGD
 from .tandon_partial import TandonPartial
@@ -39,12 +40,22 @@ class SchemeInfo:
     citation: str
     takes_rng: bool = False
     stateful: bool = False  # speaks the round protocol itself (not a GradientCode)
+    #: Builds inner codes by name: :func:`make_code` passes itself as ``make_code=``.
+    takes_codes: bool = False
+    #: ``False``: waits for every worker (``dgd``), so it is built with ``s = 0``.
+    tolerates_stragglers: bool = True
+
+    def effective_s(self, s: int) -> int:
+        """The ``s`` this scheme is built with when ``s`` stragglers are asked for."""
+        return s if self.tolerates_stragglers else 0
 
 
 REGISTRY: dict[str, SchemeInfo] = {
     info.name: info
     for info in (
-        SchemeInfo("dgd", DGD, True, "wait for all n workers", "synchronous GD"),
+        SchemeInfo(
+            "dgd", DGD, True, "wait for all n workers", "synchronous GD", tolerates_stragglers=False
+        ),
         SchemeInfo(
             "is_sgd",
             ISSGD,
@@ -142,6 +153,7 @@ REGISTRY: dict[str, SchemeInfo] = {
             "Krishnan, Ebrahimi, Khisti ICLR 2023",
             takes_rng=True,
             stateful=True,
+            takes_codes=True,
         ),
         SchemeInfo(
             "lstsq",
@@ -152,6 +164,30 @@ REGISTRY: dict[str, SchemeInfo] = {
         ),
     )
 }
+
+
+#: Constructor arguments :func:`make_code` supplies itself (so they are not user options).
+BUILDER_ARGUMENTS = ("n", "s", "rng", "make_code")
+
+
+def scheme_info(name: str) -> SchemeInfo:
+    """The registry row of ``name``; an unknown name is a one-line :class:`ValueError`."""
+    info = REGISTRY.get(name)
+    if info is None:
+        raise ValueError(f"unknown scheme {name!r}; known schemes: {', '.join(REGISTRY)}")
+    return info
+
+
+def effective_stragglers(name: str, s: int) -> int:
+    """The straggler count scheme ``name`` is built with when ``s`` are asked for: ``0``
+    for a scheme that waits for every worker (``dgd``), else ``s`` (unknown names: ``s``;
+    building them reports the name).
+
+    >>> effective_stragglers("dgd", 3), effective_stragglers("frc", 3)
+    (0, 3)
+    """
+    info = REGISTRY.get(name)
+    return s if info is None else info.effective_s(s)
 
 
 def stateless_names() -> list[str]:
@@ -175,11 +211,11 @@ def make_code(
     to the scheme (e.g. ``d=`` for approximate codes).  Unknown names and bad
     parameters raise :class:`ValueError` with a one-line explanation.
     """
-    info = REGISTRY.get(name)
-    if info is None:
-        raise ValueError(f"unknown scheme {name!r}; known schemes: {', '.join(REGISTRY)}")
+    info = scheme_info(name)
     if info.takes_rng:
         options["rng"] = rng
+    if info.takes_codes:
+        options["make_code"] = make_code
     try:
         return info.factory(n, s, **options)
     except TypeError as exc:  # unexpected option names
@@ -187,6 +223,7 @@ def make_code(
 
 
 __all__ = [
+    "BUILDER_ARGUMENTS",
     "CRC",
     "DGD",
     "EXACT_TOL",
@@ -207,6 +244,8 @@ __all__ = [
     "PGCReference",
     "SRSGC",
     "TandonPartial",
+    "effective_stragglers",
+    "scheme_info",
     "stateless_names",
     "make_scheme",
     "SchemeInfo",

@@ -313,10 +313,37 @@ class GradientCode:
         Each distinct pattern is decoded once (through the cache); subclasses
         override this with closed forms.
         """
-        return _batch_by_pattern(self, used)
+        return batch_by_pattern(self, used)
+
+    def describe(self) -> list[str]:
+        """What ``gradcode codes show`` prints about the code: sizes, ``B``, load, tolerance.
+
+        >>> from gradcode.codes import make_code
+        >>> make_code("frc", 4, 1).describe()[-2:]
+        ['load: 2 partitions per worker; replication 2', 'tolerance: 1 stragglers, exact by design']
+        """
+        replication = int(np.max(np.count_nonzero(self.B, axis=0)))
+        design = "exact by design" if self.exact_design else "approximate by design"
+        return [
+            f"{self.name}  n={self.n}  s={self.s}  partitions k={self.k}",
+            "encoding matrix B (row = worker, column = partition):",
+            *matrix_lines(self.B),
+            f"load: {self.load} partitions per worker; replication {replication}",
+            f"tolerance: {self.s} stragglers, {design}",
+        ]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, s={self.s})"
+
+
+def matrix_lines(M: np.ndarray) -> list[str]:
+    """``M`` as ``gradcode codes show`` prints it (3 decimals, up to 160 columns a line).
+
+    >>> matrix_lines(np.eye(2) / 3)
+    ['[[0.333 0.   ]', ' [0.    0.333]]']
+    """
+    with np.printoptions(precision=3, suppress=True, linewidth=160):
+        return str(M).splitlines()
 
 
 class LinearCode(GradientCode):
@@ -358,7 +385,9 @@ def pattern_ids(used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return used[first], inverse.ravel()
 
 
-def _batch_by_pattern(code: GradientCode, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def batch_by_pattern(code: GradientCode, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(exact, residual)`` per row of a boolean arrival mask, decoding each distinct
+    pattern once through ``code.decode`` (the generic :meth:`GradientCode.decode_batch`)."""
     rows, inverse = pattern_ids(used)
     exact = np.empty(len(rows), dtype=bool)
     residual = np.empty(len(rows))
@@ -382,6 +411,6 @@ def mds_batch(
     exact = enough.copy()
     residual = np.zeros(len(used))
     if (~enough).any():
-        e, r = (rest or (lambda u: _batch_by_pattern(code, u)))(used[~enough])
+        e, r = (rest or (lambda u: batch_by_pattern(code, u)))(used[~enough])
         exact[~enough], residual[~enough] = e, r
     return exact, residual

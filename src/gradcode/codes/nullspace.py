@@ -52,7 +52,7 @@ from functools import partial
 
 import numpy as np
 
-from .base import EXACT_TOL, Decoding, GradientCode, _batch_by_pattern, effective_cond
+from .base import EXACT_TOL, Decoding, GradientCode, batch_by_pattern, effective_cond
 
 #: Singular values of ``N_S`` (rows of an orthonormal basis, so <= 1) below
 #: this count as zero: the pattern loses a direction of the row space.
@@ -311,5 +311,5 @@ def batch_null_space(code: GradientCode, used: np.ndarray, rank: int | None = No
     used = np.asarray(used, dtype=bool)
     residual, done = residual_batch(null_space_of(code, rank), used)
     if not done.all():
-        _, residual[~done] = _batch_by_pattern(code, used[~done])
+        _, residual[~done] = batch_by_pattern(code, used[~done])
     return residual <= EXACT_TOL * np.sqrt(code.k), residual

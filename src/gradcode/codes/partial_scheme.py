@@ -36,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import check_ns
-from .ordering import cyclic_assignment, optimal_order
+from .ordering import cyclic_assignment, optimal_order, qmax, qmax_lower_bound
 from .partial import PartialStragglerCode, completion_time_partial
 from .protocol import Message, Update
 
@@ -154,6 +154,21 @@ class PartialScheme:
             fallbacks=notes,
             stats={"cond": dec.cond, "nmse": dec.nmse},
         )
+
+    def describe(self) -> list[str]:
+        """Processing orders, load and ``Qmax``, for ``gradcode codes show``."""
+        line = (
+            f"load: {self.load} chunks per worker per round; Qmax {qmax(self.assignment, self.l):g}"
+        )
+        if self.l == 1:
+            line += f" (lower bound {qmax_lower_bound(self.n, self.delta)})"
+        return [
+            f"{self.name}  n={self.n}  s={self.s}  l={self.l}  delta={self.delta}  "
+            f"chunks N={self.k}",
+            "processing order (row = worker, chunks in the order it computes them):",
+            *(f"  worker {w:>3}: {list(order)}" for w, order in enumerate(self.placement)),
+            line,
+        ]
 
     def __repr__(self) -> str:
         return f"PartialScheme(n={self.n}, s={self.s}, l={self.l})"

@@ -75,7 +75,7 @@ with more than ``s`` stragglers is omitted and the rest rescaled;
 ``staleness_cap = 2 s`` allows cached sums up to ``s`` rounds old (staleness
 ``<= 2 s``).
 
-Variants (same module): ``pgc_reference`` (CR placement, uniform decoder
+Variants (:mod:`gradcode.codes.pgc_variants`): ``pgc_reference`` (CR placement, uniform decoder
 ``sum(messages) * n / ((n - s)(s + 1))`` and full sums from round 1, ``fill =
 0``, as in the public reference script), ``pgc_memory`` (workers send only the fresh gradient; the
 master keeps each partition's latest gradient, folds late results in, drops
@@ -99,11 +99,11 @@ Example (n = 4, s = 1, FRC groups {0,1} {2,3})::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from .base import accumulate, check_ns, cyclic_support
+from .base import accumulate, check_ns, cyclic_support, matrix_lines
 from .frc import frc_matrix
 from .protocol import Message, Update, sum_into, weighted_staleness
 
@@ -345,14 +345,14 @@ class PGC:
             if complete:
                 msgs = [by_worker[w] for cl in complete for w in cl]
                 wts = [1.0 / len(complete)] * len(msgs)
-                total = _weighted_sum(msgs, wts)
+                total = weighted_sum(msgs, wts)
                 return self._update(t, msgs, wts, total, "pgc-cr-tiling", notes)
         msgs = sorted(by_worker.values(), key=lambda m: m.worker)
         if not msgs:
             return self._update(t, [], [], None, "pgc-cr-nnls", notes + ["no usable message"])
         a = nnls(self.B[[m.worker for m in msgs]].T, np.ones(self.k))
         notes.append("no complete tiling class: non-negative least squares")
-        total = _weighted_sum(msgs, a)
+        total = weighted_sum(msgs, a)
         return self._update(t, msgs, list(a), total, "pgc-cr-nnls", notes)
 
     def _update(self, t, msgs, weights, total, decoder, notes) -> Update:
@@ -378,7 +378,7 @@ class PGC:
         the steady state: the filling rounds ``1 .. fill`` are not modelled)."""
         used = np.asarray(used, dtype=bool)
         if self.placement_kind == "frc":
-            return _rescaled_coverage(used.reshape(len(used), -1, self.r).any(axis=2), self.r)
+            return rescaled_coverage(used.reshape(len(used), -1, self.r).any(axis=2), self.r)
         patterns, inverse = np.unique(used, axis=0, return_inverse=True)
         per = np.empty(len(patterns))  # one NNLS per distinct arrival pattern
         for i, row in enumerate(patterns):
@@ -388,11 +388,27 @@ class PGC:
         out = per[inverse.ravel()]
         return out <= 1e-9, out
 
+    def describe(self) -> list[str]:
+        """Placement and per-round rotation, for ``gradcode codes show``."""
+        r = self.s + 1
+        return [
+            f"{self.name}  n={self.n}  s={self.s}  partitions k={self.k}",
+            "placement (row = worker, column = partition stored):",
+            *matrix_lines(self.B),
+            f"partition computed in round t (steady state, rounds 0..{r - 1}):",
+            *(
+                f"  worker {w:>3}: {[self.rotation(w, t)[0] for t in range(r)]}"
+                for w in range(self.n)
+            ),
+            f"load: 1 partition per worker per round ({len(self.placement[0])} in the warm-up); "
+            f"staleness cap {self.staleness_cap} rounds",
+        ]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, s={self.s}, placement={self.placement_kind!r})"
 
 
-def _weighted_sum(msgs, weights):
+def weighted_sum(msgs, weights):
     """``sum_m w_m m.vector`` into one new vector (in-place accumulation)."""
     total = None
     for m, w in zip(msgs, weights, strict=True):
@@ -400,91 +416,10 @@ def _weighted_sum(msgs, weights):
     return total
 
 
-def _rescaled_coverage(cov: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def rescaled_coverage(cov: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(exact, residual)`` when the covered blocks of ``size`` partitions each enter with
     weight ``blocks / covered`` and the others with 0 (``cov``: rounds x blocks, bool)."""
     n_cov = cov.sum(axis=1)
     scale = np.divide(cov.shape[1], n_cov, out=np.zeros(len(cov)), where=n_cov > 0)
     res = np.sqrt(size * (n_cov * (scale - 1.0) ** 2 + (cov.shape[1] - n_cov)))
     return res <= 1e-9, res
-
-
-class PGCReference(PGC):
-    """CR placement with the uniform decoder ``sum(messages) * n / ((n - s)(s + 1))``."""
-
-    name = "pgc_reference"
-
-    def __init__(self, n: int, s: int, **kw) -> None:
-        super().__init__(n, s, placement="cr", **{"fill": 0, **kw})
-
-    def master_update(self, state, t, messages, late=()):
-        fresh = [m for m in messages if m.age(t) <= self.staleness_cap]
-        if not fresh:
-            return state, self._update(t, [], [], None, "uniform", ["no usable message"])
-        c = self.n / ((self.n - self.s) * self.r)
-        total = _weighted_sum(fresh, [c] * len(fresh))
-        return state, self._update(t, fresh, [c] * len(fresh), total, "uniform", [])
-
-    def decode_batch(self, used):
-        used = np.asarray(used, dtype=bool).view(np.uint8)
-        counts = used.copy()  # partition j is held by workers j-s .. j (mod n)
-        for o in range(1, self.r):
-            counts += np.roll(used, o, axis=1)
-        c = self.n / ((self.n - self.s) * self.r)
-        # ||c counts - 1||^2 = c^2 sum(counts^2) - 2 c r |used| + k   (sum(counts) = r |used|)
-        sq = np.einsum("ij,ij->i", counts, counts, dtype=np.int64)
-        total = self.r * used.sum(axis=1, dtype=np.int64)
-        sq_res = c * c * sq - 2.0 * c * total + self.k
-        # Integer counts: a non-zero squared residual is >= (c / n)^2, far above rounding.
-        res = np.sqrt(np.where(sq_res < 1e-12 * self.k, 0.0, sq_res))
-        return res <= 1e-9, res
-
-
-class PGCMemory(PGC):
-    """Workers send only the fresh gradient; the master remembers every partition's latest."""
-
-    name = "pgc_memory"
-    uses_late = True
-
-    def compute_plan(self, state, worker, t):
-        return self.rotation(worker, t)
-
-    def worker_message(self, state, worker, t, grads):
-        (p, v), *_ = grads.items()
-        return state, Message(worker, t, v, (p,), (t,))
-
-    def master_update(self, state, t, messages, late=()):
-        cache = dict(state.cache)
-        for m in list(late) + list(messages):  # fold in late results, then on-time ones
-            for p in m.partitions:
-                if p not in cache or cache[p][1] <= m.round:
-                    cache[p] = (m.vector, m.round)
-        live = {p: vc for p, vc in cache.items() if t - vc[1] <= self.staleness_cap}
-        notes = []
-        if len(live) < self.k:
-            notes.append(f"{self.k - len(live)} partition(s) missing or older than the cap")
-        if not live:
-            return PGCMasterState(cache), self._update(t, [], [], None, "memory", notes)
-        scale = self.k / len(live)
-        msgs = [Message(-1, vc[1], vc[0], (p,), (vc[1],)) for p, vc in live.items()]
-        total = _weighted_sum(msgs, [scale] * len(msgs))
-        upd = self._update(t, msgs, [scale] * len(msgs), total, "memory", notes)
-        return PGCMasterState(cache), replace(upd, used=tuple(sorted(m.worker for m in messages)))
-
-
-class ISLateFold(PGCMemory):
-    """IS-SGD placement (worker i owns partition i) with late results folded in (ablation)."""
-
-    name = "is_latefold"
-
-    def __init__(self, n: int, s: int, **kw) -> None:
-        super().__init__(n, s, placement="cr", **kw)  # any n; placement replaced below
-        self.B = np.eye(n)
-        self.placement = tuple((i,) for i in range(n))
-
-    def rotation(self, worker, t):
-        return (worker,)
-
-    def decode_batch(self, used):
-        """On-time only: the arrived partitions, rescaled by ``n / arrivals``."""
-        return _rescaled_coverage(np.asarray(used, dtype=bool), 1)

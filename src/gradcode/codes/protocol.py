@@ -276,6 +276,10 @@ class CodeScheme:
     def completion_time(self, times):
         return self.code.completion_time(times)
 
+    def describe(self) -> list[str]:
+        """The wrapped code's description (:meth:`GradientCode.describe`)."""
+        return self.code.describe()
+
 
 def as_scheme(obj):
     """Wrap a stateless code; stateful schemes already speak the protocol."""

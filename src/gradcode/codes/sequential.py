@@ -53,13 +53,30 @@ Example (n = 4, lambda = 2, B = 1, W = 2 gives s' = 1 and an FRC code)::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .base import GradientCode
+from .base import GradientCode, matrix_lines
+from .crc import CRC
+from .cyclic_mds import CyclicMDS, is_real_valued
+from .frc import FRC
 from .protocol import Message, Update, encode
+
+#: The inner codes SR-SGC builds by name without a registry (exact codes only).
+EXACT_INNER_CODES = {"frc": FRC, "cyclic_mds": CyclicMDS, "crc": CRC}
+
+
+def exact_inner_code(
+    name: str, n: int, s: int, rng: np.random.Generator | None = None
+) -> GradientCode:
+    """The exact code ``name`` of :data:`EXACT_INNER_CODES` for ``(n, s)``."""
+    if name not in EXACT_INNER_CODES:
+        raise ValueError(
+            f"sr_sgc: unknown inner code {name!r}; choose {', '.join(EXACT_INNER_CODES)}"
+        )
+    return CRC(n, s, rng=rng) if name == "crc" else EXACT_INNER_CODES[name](n, s)
 
 
 def conforms(straggled: np.ndarray, B: int, W: int, lam: int) -> bool:
@@ -118,7 +135,14 @@ class MasterState:
 
 
 class SRSGC:
-    """SR-SGC over an inner ``(n, s')`` gradient code; ``s`` is the model's ``lambda``."""
+    """SR-SGC over an inner ``(n, s')`` gradient code; ``s`` is the model's ``lambda``.
+
+    ``code`` names the inner code (``"auto"``: FRC when ``s' + 1`` divides ``n``,
+    else the real cyclic MDS code when it exists, else CRC), built by
+    ``make_code(name, n, s', rng=rng)``: the registry passes its own
+    :func:`~gradcode.codes.make_code` (any registered code); by default
+    :func:`exact_inner_code`.
+    """
 
     name = "sr_sgc"
     stateful = True
@@ -135,9 +159,8 @@ class SRSGC:
         code: str = "auto",
         patience: float = 1.5,
         rng: np.random.Generator | None = None,
+        make_code: Callable[..., GradientCode] | None = None,
     ) -> None:
-        from . import is_real_valued, make_code
-
         W = B + 1 if W is None else int(W)
         if B < 1:
             raise ValueError(f"sr_sgc: burst length B must be >= 1, got {B}")
@@ -158,7 +181,8 @@ class SRSGC:
                 code = "cyclic_mds"
             else:
                 code = "crc"
-        self.code: GradientCode = make_code(code, n, self.s_code, rng=rng)
+        build = exact_inner_code if make_code is None else make_code
+        self.code: GradientCode = build(code, n, self.s_code, rng=rng)
         self.k = self.code.k
         self.placement = self.code.placement
 
@@ -270,7 +294,7 @@ class SRSGC:
             vectors.pop(job, None)
         job = t - self.delay
         got = ready.pop(job, None)
-        pending = len(plan.received) - 1
+        pending = len(plan.received)  # jobs waiting for a reattempt (decoded ones are gone)
         if got is None:
             why = "pipeline filling" if job < 0 else f"job {job} unavailable"
             grad, used, stats, fallbacks = None, (), {}, (*notes, why)
@@ -365,6 +389,19 @@ class SRSGC:
                     late = sorted(set(late) - set(busy)) + sorted(busy)
                 reattempt[t] = tuple(late[: missing - sc])
                 pending[t] = got
+
+    def describe(self) -> list[str]:
+        """Model parameters, the inner code and the load, for ``gradcode codes show``."""
+        return [
+            f"{self.name}  n={self.n}  lambda={self.s}  B={self.B}  W={self.W}  "
+            f"partitions k={self.k}",
+            f"inner code: {self.code.name} tolerating s'={self.s_code} per round; every job "
+            f"decodes exactly within T={self.delay} rounds under any (B, W, lambda) pattern",
+            "encoding matrix B (row = worker, column = partition):",
+            *matrix_lines(self.code.B),
+            f"load: {self.load} partitions per worker per round "
+            f"(plain GC for lambda={self.s} stragglers: {self.s + 1})",
+        ]
 
     def completion_time(self, times):
         raise TypeError("sr_sgc rounds depend on past rounds: use SRSGC.simulate")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codes import REGISTRY, make_scheme
+from ..codes import REGISTRY, effective_stragglers, make_scheme
 from ..datasets import PARTITIONINGS, available_datasets, load_dataset
 from ..models import available_models
 from ..runtime.config import MAX_SCHEDULE, MAX_WORKERS
@@ -159,7 +159,9 @@ def invalid_pairs(cfg) -> dict[tuple[str, int], str]:
     pairs = {(sch, s) for g in cfg.grids for sch in g.schemes for s in g.s}
     for sch, s in sorted(pairs):
         try:
-            make_scheme(sch, cfg.workers, 0 if sch == "dgd" else s, rng=np.random.default_rng(0))
+            make_scheme(
+                sch, cfg.workers, effective_stragglers(sch, s), rng=np.random.default_rng(0)
+            )
         except ValueError as exc:
             out[sch, s] = str(exc)
     return out

@@ -37,14 +37,14 @@ from rich.progress import Progress as RichProgress
 
 from ..runtime import run as run_module
 from ..runtime.config import RunConfig
-from ..runtime.run import RayActorPool
+from ..runtime.ray import RayActorPool
 from . import reuse
 from .results import schedule_digest
 
 
 def run_cell(rc: RunConfig, run_dir: Path, actor_pool=None) -> tuple[str, str, float]:
     """Run one cell into ``run_dir``; never raises.  Returns (status, error, seconds).
-    ``actor_pool``: a :class:`~gradcode.runtime.run.RayActorPool` shared by Ray cells."""
+    ``actor_pool``: a :class:`~gradcode.runtime.ray.RayActorPool` shared by Ray cells."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     err_file = run_dir / "error.txt"

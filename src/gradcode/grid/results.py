@@ -21,7 +21,7 @@ import numpy as np
 from ..report.tables import read_csv, write_csv
 from ..runtime.cluster import Schedule
 from ..runtime.config import RunConfig
-from ..runtime.ray_cluster import DEFAULT_TIME_SCALE
+from ..runtime.ray import DEFAULT_TIME_SCALE
 from .schema import CELL_COLUMNS, ROUND_COLUMNS, SUMMARY_COLUMNS, Cell, ExperimentConfig
 
 

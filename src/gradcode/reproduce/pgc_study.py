@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codes import make_scheme
+from ..codes import effective_stragglers, make_scheme
 from ..grid.tuning import select
 from ..report.plotting import plt, save, style
 from ..report.tables import BASELINE, rounds_to_target, time_to_target, write_csv
@@ -92,7 +92,9 @@ def models(cfg: PGCStudyConfig, s: int) -> dict:
 def _train(cfg: PGCStudyConfig, name: str, s: int, oracle, model, seed: int, lr: float):
     """One run: (suboptimality, clock, staleness) per round (``oracle.f_star`` set by caller)."""
     f_star = oracle.f_star
-    scheme = make_scheme(name, cfg.n, 0 if name == "dgd" else s, rng=np.random.default_rng(seed))
+    scheme = make_scheme(
+        name, cfg.n, effective_stragglers(name, s), rng=np.random.default_rng(seed)
+    )
     cluster = LocalCluster(scheme, oracle, Schedule(model, seed, cfg.rounds, cfg.n))
     loop = LoopConfig(rounds=cfg.rounds, optimizer=OptimizerConfig(lr=lr), eval_every=1)
     res = train(scheme, cluster, oracle, loop)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codes import make_code
+from ..codes import effective_stragglers, make_code
 from ..report.plotting import plt, save, style
 from ..report.tables import write_csv
 from ..sim import simulate_model
@@ -63,7 +63,7 @@ def run(cfg: Tandon2017Config, out_dir: Path) -> list[dict]:
                     if (name == "dgd" and s) or (name == "frc" and n % (s + 1)):
                         continue
                     code = make_code(
-                        name, n, 0 if name == "dgd" else s, rng=np.random.default_rng(cfg.seed)
+                        name, n, effective_stragglers(name, s), rng=np.random.default_rng(cfg.seed)
                     )
                     res = simulate_model(code, model, np.random.default_rng(cfg.seed), cfg.rounds)
                     summ = res.summary()

@@ -28,6 +28,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from ..codes import effective_stragglers
 from ..stragglers import (
     AdditivePause,
     Bursty,
@@ -302,7 +303,8 @@ class RunConfig:
 
     @property
     def effective_s(self) -> int:
-        return 0 if self.scheme == "dgd" else self.stragglers
+        """The ``s`` the scheme is built with (``0`` for ``dgd``: the registry's rule)."""
+        return effective_stragglers(self.scheme, self.stragglers)
 
 
 # ------------------------------------------------------------- value ranges

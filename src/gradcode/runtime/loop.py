@@ -41,6 +41,7 @@ import torch
 from .checkpoint import dumps_strict, load_checkpoint, save_checkpoint, strict
 from .cluster import Cluster, all_finite
 from .optim import FlatParams, OptimizerConfig, OptimizerFactory
+from .oracle import oracle_methods
 
 __all__ = [
     "JsonLinesLog",
@@ -99,13 +100,6 @@ class TrainResult:
         return evals[-1] if evals else {}
 
 
-def _parameters(oracle) -> list[torch.Tensor]:
-    params = getattr(oracle, "parameters", None)
-    if params is not None:
-        return list(params())
-    return [torch.nn.Parameter(torch.as_tensor(oracle.initial_weights()).clone())]
-
-
 def train(
     scheme,
     cluster: Cluster,
@@ -120,7 +114,8 @@ def train(
 
     ``resume``: a checkpoint file, or a checkpoint already read (and checked, see
     :mod:`gradcode.runtime.resume`) by the caller."""
-    fp = FlatParams(_parameters(oracle))
+    calls = oracle_methods(oracle)  # its optional methods, or their defaults
+    fp = FlatParams(list(calls.parameters()))
     fp.load(oracle.initial_weights())
     opt = cfg.optimizer(fp.params)
     sched = cfg.scheduler(opt) if cfg.scheduler is not None else None
@@ -133,13 +128,11 @@ def train(
         opt.load_state_dict(ck["optimizer"])
         if sched is not None and ck.get("scheduler") is not None:
             sched.load_state_dict(ck["scheduler"])
-        if ck.get("oracle") and hasattr(oracle, "restore"):
-            oracle.restore(ck["oracle"])
+        if ck.get("oracle"):
+            calls.restore(ck["oracle"])
         cluster.restore(ck["cluster"])
     w = fp.flat
     last_good = torch.empty_like(w)
-    observe = getattr(oracle, "observe_round", None)
-    epoch = getattr(oracle, "epoch", None)
 
     def checkpoint(round_: int, weights=None) -> None:
         if checkpoint_path is None:
@@ -150,7 +143,7 @@ def train(
             "master": master,
             "optimizer": opt.state_dict(),
             "scheduler": None if sched is None else sched.state_dict(),
-            "oracle": oracle.state() if hasattr(oracle, "state") else None,
+            "oracle": calls.state(),
             "cluster": cluster.state(),
             "clock": clock,
             "history": [strict(h) for h in history],
@@ -176,8 +169,7 @@ def train(
             if cfg.on_undecodable == "stop" and not out.decodable:
                 stop(f"round {t}: more than s={scheme.s} workers unavailable; stopping")
         master, upd = scheme.master_update(master, t, on_time, late)
-        if observe is not None:
-            observe(w, t)
+        calls.observe_round(w, t)
         if upd.gradient is not None:
             fp.set_grad(upd.gradient)
             if not all_finite(fp.grad):
@@ -206,8 +198,9 @@ def train(
             "notes": notes + list(upd.fallbacks),
             "compute_seconds": round(time.perf_counter() - t0, 6),
         }
+        epoch = calls.epoch(t)
         if epoch is not None:
-            rec["epoch"] = round(epoch(t), 6)
+            rec["epoch"] = round(epoch, 6)
         rec["lr"] = float(opt.param_groups[0]["lr"])  # for the next round's step
         rec.pop("fallbacks")
         if out.predicted is not None:  # Ray: measured duration next to the simulated one
@@ -231,7 +224,7 @@ def train(
             and (t + 1) % cfg.checkpoint_every == 0
         ):
             checkpoint(t + 1)
-    state_dict = oracle.state_dict(w) if hasattr(oracle, "state_dict") else None
+    state_dict = calls.state_dict(w)
     done = history[-1]["round"] + 1 if history else start
     return TrainResult(w.detach().clone(), done, clock, history, stopped, state_dict)
 

@@ -1,18 +1,22 @@
 """Gradient oracles: where partition gradients come from.
 
 The runtime needs only this from a model + data set (weights and gradients
-are flat torch tensors; numpy input is accepted):
+are flat torch tensors; numpy input is accepted), declared here once:
 
-* ``num_partitions``; ``initial_weights()``;
-* ``partition_gradients(weights, t, parts) -> {j: g_j}`` (round ``t`` picks
-  the minibatch), or the single ``partition_gradient(j, weights)``:
-  normalised so that ``sum_j g_j(w)`` is the gradient of the mean training
-  loss (of the round's minibatches);
-* ``train_loss(w)`` and ``evaluate(w) -> {"loss": ..., "accuracy": ...}``;
-* optionally ``parameters()`` (the tensors the optimizer steps; default: one
-  flat parameter), ``epoch(t)``, ``observe_round(w, t)``, ``state()`` /
-  ``restore(state)`` (master-side state for checkpoints) and
-  ``state_dict(w)`` (final weights as a model ``state_dict``).
+* required (:class:`GradientOracle`): ``num_partitions``;
+  ``initial_weights()``; ``partition_gradient(j, weights)``, normalised so
+  that ``sum_j g_j(w)`` is the gradient of the mean training loss;
+  ``train_loss(w)``; ``evaluate(w) -> {"loss": ..., "accuracy": ...}``;
+* optional (:class:`OracleDefaults` lists them with what the runtime does
+  without them): ``partition_gradients(weights, t, parts) -> {j: g_j}`` (many
+  at once; round ``t`` picks the minibatches), ``parameters()`` (the tensors
+  the optimizer steps), ``epoch(t)``, ``observe_round(w, t)``, ``state()`` /
+  ``restore(state)`` (master-side state for checkpoints), ``state_dict(w)``
+  (final weights as a model ``state_dict``) and ``restrict(parts)`` (a copy
+  holding only some partitions' data, for a worker).
+
+Callers reach the optional ones through :func:`oracle_methods`, never by
+looking attributes up themselves.
 
 :class:`LogisticOracle` is a small, fast implementation (multinomial logistic
 regression with L2, float64) used by simulations and tests; PyTorch models
@@ -21,14 +25,17 @@ implement the same methods in :mod:`gradcode.task`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 
 class GradientOracle(Protocol):
+    """The methods every oracle has (the optional ones: :class:`OracleDefaults`)."""
+
     num_partitions: int
 
     def initial_weights(self) -> torch.Tensor: ...
@@ -40,12 +47,78 @@ class GradientOracle(Protocol):
     def evaluate(self, weights) -> dict[str, float]: ...
 
 
+class OracleDefaults:
+    """The optional oracle methods, as the runtime behaves when an oracle lacks one.
+
+    >>> calls = oracle_methods(LogisticOracle(np.eye(2), [0, 1], [[0], [1]]))
+    >>> calls.epoch(3) is None, calls.state(), len(calls.parameters())
+    (True, None, 1)
+    """
+
+    def __init__(self, oracle: GradientOracle) -> None:
+        self.oracle = oracle
+
+    def partition_gradients(self, weights, t: int, parts: Iterable[int]) -> dict:
+        """``{j: g_j}`` for round ``t``; default: one ``partition_gradient(j, weights)``
+        call per partition (full batch: the round does not matter)."""
+        return {int(j): self.oracle.partition_gradient(int(j), weights) for j in parts}
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The tensors the optimizer steps; default: one flat parameter."""
+        return [torch.nn.Parameter(torch.as_tensor(self.oracle.initial_weights()).clone())]
+
+    def epoch(self, t: int) -> float | None:
+        """Epochs of training data used after round ``t``; default ``None`` (not logged)."""
+        return None
+
+    def observe_round(self, weights, t: int) -> None:
+        """Master-side bookkeeping after round ``t`` (e.g. BatchNorm statistics); default none."""
+
+    def state(self) -> Any:
+        """Master-side state outside the weights, for checkpoints; default ``None``."""
+        return None
+
+    def restore(self, state: Any) -> None:
+        """Load what :meth:`state` returned; default: nothing to load."""
+
+    def state_dict(self, weights) -> dict | None:
+        """The final weights as a model ``state_dict``; default ``None``."""
+        return None
+
+    def restrict(self, parts: Iterable[int]) -> GradientOracle | None:
+        """A copy holding only the data of ``parts``; default ``None``: backends share the
+        whole oracle with every worker."""
+        return None
+
+
+@dataclass(frozen=True)
+class OracleMethods:
+    """An oracle's optional methods, each its own or the :class:`OracleDefaults` one."""
+
+    partition_gradients: Callable[[Any, int, Iterable[int]], dict]
+    parameters: Callable[[], list]
+    epoch: Callable[[int], float | None]
+    observe_round: Callable[[Any, int], None]
+    state: Callable[[], Any]
+    restore: Callable[[Any], None]
+    state_dict: Callable[[Any], dict | None]
+    restrict: Callable[[Iterable[int]], Any]
+
+
+def oracle_methods(oracle: GradientOracle) -> OracleMethods:
+    """The optional methods of ``oracle``, with defaults where it has none (the one place
+    that looks them up)."""
+    defaults = OracleDefaults(oracle)
+    found = {}
+    for f in fields(OracleMethods):
+        own = getattr(oracle, f.name, None)
+        found[f.name] = own if callable(own) else getattr(defaults, f.name)
+    return OracleMethods(**found)
+
+
 def partition_gradients(oracle, weights, t: int, parts: Iterable[int]) -> dict:
     """``{j: g_j}`` through the oracle's batched method when it has one."""
-    batched = getattr(oracle, "partition_gradients", None)
-    if batched is not None:
-        return batched(weights, t, parts)
-    return {int(j): oracle.partition_gradient(int(j), weights) for j in parts}
+    return oracle_methods(oracle).partition_gradients(weights, t, parts)
 
 
 class LogisticOracle:

@@ -40,6 +40,8 @@ from ..codes import make_scheme
 from .cluster import LocalCluster, Schedule
 from .config import RunConfig
 from .loop import LoopConfig, OptimizerConfig, TrainResult, reached_target, train
+from .ray import cluster as ray_cluster
+from .ray.pool import RayActorPool
 from .rundir import RunFolder
 
 
@@ -116,65 +118,6 @@ def build_task(cfg: RunConfig, num_partitions: int, user: UserTask | None = None
     )
 
 
-class RayActorPool:
-    """Worker actors kept alive between Ray runs of one process (explicit state).
-
-    Starting 24 actors costs tens of seconds on a small machine (each imports
-    torch); a grid of Ray runs passes one pool to every :func:`run`, which takes
-    running actors for its ``n`` workers when it has them (the cluster reloads
-    them with the run's scheme, data and schedule) and gives them back after.
-    :meth:`close` kills them and stops the Ray instance the pool started.
-
-    >>> pool = RayActorPool()
-    >>> pool.take(4) is None
-    True
-    """
-
-    def __init__(self) -> None:
-        self.actors: dict[tuple[int, str | None], list] = {}
-        self.owns_ray = False
-
-    def connect(self, address: str | None) -> None:
-        from .ray_connect import connect
-
-        self.owns_ray = connect(address) or self.owns_ray
-
-    def take(self, n: int, address: str | None = None) -> list | None:
-        return self.actors.pop((n, address), None)
-
-    def give(self, n: int, actors: list, address: str | None = None) -> None:
-        if len(actors) != n:  # some died: a later run starts afresh
-            _kill(actors)
-            return
-        _kill(self.actors.pop((n, address), []))
-        self.actors[n, address] = actors
-
-    def close(self) -> None:
-        for actors in self.actors.values():
-            _kill(actors)
-        self.actors = {}
-        if self.owns_ray:
-            import ray
-
-            try:
-                ray.shutdown()
-            except Exception:  # noqa: BLE001 - a failing shutdown must not lose finished runs
-                pass
-            self.owns_ray = False
-
-
-def _kill(actors: list) -> None:
-    if not actors:
-        return
-    import ray
-
-    for a in actors:
-        try:
-            ray.kill(a, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-
-
 def build_cluster(cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None = None, delay=None):
     """The workers: in-process (virtual clock) or Ray actors.  ``delay``: a straggler
     model object that replaces ``cfg.delay`` (from :class:`UserTask`)."""
@@ -182,8 +125,6 @@ def build_cluster(cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None 
     schedule = Schedule(model, cfg.seed, cfg.rounds, cfg.workers)
     if cfg.backend == "local":
         return LocalCluster(scheme, task, schedule, deadline=cfg.deadline)
-    from . import ray_cluster
-
     if cfg.batch_size is not None and not getattr(
         ray_cluster.RayCluster, "minibatch_rounds", False
     ):

@@ -1,10 +1,11 @@
 """The worker side of the Ray backend: what each actor holds and computes.
 
 Each worker is one :class:`WorkerActor`.  It receives, through the object
-store, its *payload*: either a :class:`WorkerTask` (the master's task cut down
-to the partitions the worker's placement stores, no test set) or any object
-with ``partition_gradient(j, weights)`` that every actor shares read-only (one
-``ray.put``, mapped zero-copy by every actor on a node).  The scheme's worker
+store, its *payload*: either the master's task cut down to the partitions the
+worker's placement stores (:func:`worker_payload`: the oracle's
+``restrict(parts)``, e.g. :meth:`gradcode.task.Task.restrict`) or, for an
+oracle that cannot be cut, the whole oracle, which every actor shares
+read-only (one ``ray.put``, mapped zero-copy by every actor on a node).  The scheme's worker
 state (e.g. PGC's stored gradients) lives on the actor and never travels.
 
 All uses of the task are in :func:`gradients`, so a change of the task's API
@@ -19,12 +20,13 @@ towards it, so a worker never finishes *before* its compute is done.
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+
+from ..oracle import oracle_methods, partition_gradients
 
 
 def placement_of(scheme, worker: int) -> tuple[int, ...] | None:
@@ -43,90 +45,21 @@ def gradients(task, parts: Iterable[int], weights, t: int) -> dict:
     ``partition_gradients(weights, t, parts)`` are called once; others once per
     partition (``partition_gradient(j, weights)``, full batch).
     """
-    parts = [int(p) for p in parts]
-    many = getattr(task, "partition_gradients", None)
-    if many is not None:
-        return dict(many(weights, t, parts))
-    return {p: task.partition_gradient(p, weights) for p in parts}
+    return dict(partition_gradients(task, weights, t, [int(p) for p in parts]))
 
 
-class _DataStub:
-    """What a worker's task keeps of the dataset: its name and the training-set size."""
-
-    def __init__(self, name: str, n_train: int) -> None:
-        self.name, self.n_train = name, int(n_train)
-
-
-def can_split(task) -> bool:
-    """Does ``task`` expose the row layout :func:`worker_task` cuts (else it is shared whole)?"""
-    return all(hasattr(task, a) for a in ("_X", "_y", "_idx", "num_partitions", "dataset"))
-
-
-def worker_task(task, parts: Iterable[int]):
-    """A copy of ``task`` holding only the training rows of ``parts`` (no test set).
-
-    Its partition gradients equal ``task``'s for the kept partitions (the
-    ``1/N`` normalisation keeps the full training-set size); any other
-    partition raises ``ValueError``.  This is what each actor receives.
-    """
-    import torch
-
-    wt = object.__new__(_worker_task_class())
-    wt.__dict__.update(task.__dict__)
-    parts = sorted({int(p) for p in parts})
-    keep = [task._idx[j] for j in parts]
-    rows = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long)
-    wt._X, wt._y = task._X[rows].clone(), task._y[rows].clone()
-    new_idx, start = [], 0
-    for j in range(task.num_partitions):
-        if j in parts:
-            size = len(task._idx[j])
-            new_idx.append(torch.arange(start, start + size))
-            start += size
-        else:
-            new_idx.append(torch.zeros(0, dtype=torch.long))
-    wt._idx = new_idx
-    for attr in ("_Xt", "_yt"):
-        if hasattr(wt, attr):
-            setattr(wt, attr, None)
-    wt.dataset = _DataStub(getattr(task.dataset, "name", "data"), task.dataset.n_train)
-    wt.kept = frozenset(parts)
-    return wt
-
-
-@functools.cache
-def _worker_task_class():
-    """:class:`WorkerTask`, built on first use so importing this module needs no torch."""
-    from ..task import Task
-
-    class WorkerTask(Task):
-        """A :class:`~gradcode.task.Task` restricted to some partitions (:func:`worker_task`)."""
-
-        kept: frozenset = frozenset()
-
-        def partition_gradient(self, j: int, weights, *args, **kwargs):
-            self._check((j,))
-            return super().partition_gradient(j, weights, *args, **kwargs)
-
-        if hasattr(Task, "partition_gradients"):
-
-            def partition_gradients(self, weights, t, parts):
-                self._check(parts)
-                return super().partition_gradients(weights, t, parts)
-
-        def _check(self, parts) -> None:
-            for j in parts:
-                if j not in self.kept:
-                    raise ValueError(f"this worker does not store partition {j}")
-
-    WorkerTask.__module__, WorkerTask.__qualname__ = __name__, "WorkerTask"
-    return WorkerTask
-
-
-def __getattr__(name: str):
-    if name == "WorkerTask":  # lazy (PEP 562), also for unpickling on the actors
-        return _worker_task_class()
-    raise AttributeError(name)
+def worker_payloads(task, scheme, n: int) -> list | None:
+    """Per worker, ``task`` cut down to the partitions it stores (``None``: the oracle
+    cannot be cut, or the placement is unknown; then every worker shares it whole)."""
+    restrict = oracle_methods(task).restrict
+    out = []
+    for w in range(n):
+        parts = placement_of(scheme, w)
+        cut = None if parts is None else restrict(parts)
+        if cut is None:
+            return None
+        out.append(cut)
+    return out
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .cluster import RoundOutcome
-from .ray_worker import finite as finite_vector
+from ..cluster import RoundOutcome
+from .connect import import_ray
+from .worker import finite as finite_vector
 
 
 def finite(m) -> bool:
@@ -72,8 +73,6 @@ def consume_stream(
     exhausted or dead, or ``timeout`` seconds pass.  A dead worker's stream
     just ends.
     """
-    from .ray_connect import import_ray
-
     ray = import_ray()
     t_end = None if timeout is None else time.perf_counter() + timeout
     received: list = []

@@ -2,16 +2,17 @@
 
 :class:`RayCluster` implements the :class:`~gradcode.runtime.cluster.Cluster`
 protocol of :class:`~gradcode.runtime.cluster.LocalCluster` on Ray actors
-(worker side: :mod:`gradcode.runtime.ray_worker`; start/join:
-:mod:`gradcode.runtime.ray_connect`; chunked and sequential rounds:
-:mod:`gradcode.runtime.ray_rounds`).  It receives what it needs -- scheme,
+(worker side: :mod:`gradcode.runtime.ray.worker`; start/join:
+:mod:`gradcode.runtime.ray.connect`; chunked and sequential rounds:
+:mod:`gradcode.runtime.ray.rounds`).  It receives what it needs -- scheme,
 task, schedule -- and imports nothing from the composition root
 (:mod:`gradcode.runtime.run`).
 
 * **Workers.** One actor per worker, all created at once (their start-ups run
   concurrently).  The task is cut per worker to the partitions its placement
-  stores (:func:`~gradcode.runtime.ray_worker.worker_task`) and put in the
-  object store; a task that cannot be cut is put once and shared read-only.
+  stores (its ``restrict(parts)``, :func:`~gradcode.runtime.ray.worker.worker_payloads`)
+  and put in the object store; a task that cannot be cut is put once and shared
+  read-only.
 * **A round** (plain and stateful schemes).  The weights -- whatever object
   the loop passes, NumPy array or torch tensor -- are put in the object store
   once; each free live worker gets one call.  It computes its plan, gradients
@@ -42,6 +43,13 @@ task, schedule -- and imports nothing from the composition root
   measured arrival, ``inf`` for crashed or dead workers, just above
   ``duration`` for those still running.  With ``time_scale=0`` they are
   seconds.
+* **Losing the cluster.** When this process's Ray node dies (its raylet and
+  object store; Ray would terminate the process at its next object-store call)
+  or the connection to the cluster breaks, the round raises
+  :class:`RayClusterLost`, a :class:`~gradcode.runtime.loop.TrainingStopped`:
+  one line naming what died; the run folder keeps its last checkpoint, and
+  ``--resume`` continues from it.  The node is probed (one Unix-socket connect)
+  when a worker dies, before any replacement is started.
 * **Checkpoints.** :meth:`state` fetches worker states from live actors;
   :meth:`restore` pushes them back.  Results in flight are lost and arrival
   order is real time, so a resumed Ray run is close to, not bit-identical
@@ -63,17 +71,42 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import ray_rounds
-from .cluster import RoundOutcome, Schedule, stop_time
-from .ray_connect import check_address, connect, first_line, import_ray
-from .ray_worker import WorkerActor, can_split, placement_of, worker_task
+from ..cluster import RoundOutcome, Schedule, stop_time
+from ..loop import TrainingStopped
+from .connect import (
+    check_address,
+    cluster_lost_errors,
+    connect,
+    disconnect,
+    first_line,
+    import_ray,
+    kill_actors,
+    local_node_alive,
+)
+from .rounds import consume_stream, run_chunked, run_sequential
+from .worker import WorkerActor, placement_of, worker_payloads
 
 __all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream", "placement_of"]
 
 #: Real seconds per unit of the straggler schedule (``RayCluster(time_scale=...)``).
 DEFAULT_TIME_SCALE = 0.01
 
-consume_stream = ray_rounds.consume_stream
+
+#: What died when this process's own Ray node is gone.
+NODE = "this process's Ray node (raylet and object store)"
+
+
+class RayClusterLost(TrainingStopped):
+    """The Ray cluster under a run is gone (not one worker): training cannot go on."""
+
+
+def cluster_lost(t: int, what: str) -> RayClusterLost:
+    """The one-line error for round ``t`` when ``what`` died.
+
+    >>> str(cluster_lost(7, "this process's Ray node"))
+    "round 7: this process's Ray node died; resume from the run's last checkpoint"
+    """
+    return RayClusterLost(f"round {t}: {what} died; resume from the run's last checkpoint")
 
 
 class RayCluster:
@@ -120,6 +153,7 @@ class RayCluster:
         self.starting: dict[int, object] = {}  # worker -> ping ref of its replacement
         self.respawns: dict[int, int] = {}
         self.plan = scheme.init_plan() if self.sequential else None
+        self.node_lost = False  # a worker's death revealed that this process's node is gone
         self.history: dict[int, object] = {}  # sequential: round -> ObjectRef of its weights
         self._owns_ray = connect(address)
         try:
@@ -141,11 +175,9 @@ class RayCluster:
         self._opts = [{**base, **o} for o in per]
         self._scheme_ref = ray.put(self.scheme)
         self._schedule_ref = ray.put(self.schedule)
-        if can_split(task):
-            self.payloads = []
-            for w in range(self.n):
-                parts = placement_of(self.scheme, w)
-                self.payloads.append(ray.put(task if parts is None else worker_task(task, parts)))
+        cut = worker_payloads(task, self.scheme, self.n)
+        if cut is not None:  # each actor holds only its partitions' data
+            self.payloads = [ray.put(payload) for payload in cut]
         else:  # one shared read-only copy for every actor
             self.payloads = [ray.put(task)] * self.n
         if actors is not None:  # reuse running actors (no start-up cost): reload them
@@ -186,8 +218,9 @@ class RayCluster:
         self.busy.pop(w, None)
         self.dead.add(w)
         note = f"worker {w} died ({why}); marked dead"
+        self.node_lost = self.node_lost or not local_node_alive()  # no replacement then
         used = self.respawns.get(w, 0)
-        if self.respawn and used < self.max_respawns:
+        if self.respawn and used < self.max_respawns and not self.node_lost:
             self.respawns[w] = used + 1
             self.actors[w] = self._new_actor(w, self._base_opts)  # any node
             self.starting[w] = self.actors[w].ping.remote()
@@ -234,15 +267,23 @@ class RayCluster:
         return None if self.deadline is None else self.deadline * self.scale
 
     def run_round(self, t: int, weights) -> RoundOutcome:
+        """One round (see the module docstring); :class:`RayClusterLost` when the cluster
+        itself is gone."""
         if self.on_round is not None:
             self.on_round(self, t)
+        if self.node_lost:
+            raise cluster_lost(t, NODE)
         notes: list[str] = []
-        self._sweep_starting(notes)
-        if self.chunked:
-            return ray_rounds.run_chunked(self, t, weights, notes)
-        if self.sequential:
-            return ray_rounds.run_sequential(self, t, weights, notes)
-        return self._run_plain(t, weights, notes)
+        try:
+            self._sweep_starting(notes)
+            if self.chunked:
+                return run_chunked(self, t, weights, notes)
+            if self.sequential:
+                return run_sequential(self, t, weights, notes)
+            return self._run_plain(t, weights, notes)
+        except cluster_lost_errors() as exc:
+            what = NODE if not local_node_alive() else f"the Ray cluster ({first_line(exc)})"
+            raise cluster_lost(t, what) from None
 
     def _launch(self, w: int, t: int, wref) -> None:
         self.busy[w] = (self.actors[w].round.remote(t, wref, self.time_scale), t)
@@ -404,12 +445,8 @@ class RayCluster:
         return actors
 
     def close(self) -> None:
-        for a in self.actors:
-            try:
-                self.ray.kill(a, no_restart=True)
-            except Exception:
-                pass
+        kill_actors(self.actors)
         self.actors, self.busy, self.starting = [], {}, {}
         if self._owns_ray:
-            self.ray.shutdown()
+            disconnect()
             self._owns_ray = False

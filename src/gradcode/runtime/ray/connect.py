@@ -1,4 +1,4 @@
-"""Starting or joining a Ray instance for the Ray backend.
+"""Starting, joining and leaving a Ray instance for the Ray backend.
 
 * ``address=None``: a **private** instance on this machine (``ray.init(
   address="local")``, bound to 127.0.0.1, no dashboard), shut down when the run
@@ -10,6 +10,10 @@
   first, so a wrong address fails in seconds, not minutes of retries).
 * If Ray is already initialised in this process (a test, a notebook), it is
   used as is and left running.
+
+Leaving: :func:`disconnect` shuts down an instance :func:`connect` started, and
+:func:`kill_actors` ends worker actors; neither ever raises (a failing clean-up
+must not hide the run's result or its real error).
 
 Authentication (Ray >= 2.5x token auth).  Since Ray 2.60 a ``ray start --head``
 cluster enables token authentication as soon as a token exists on the machine
@@ -89,6 +93,67 @@ def connect(address: str | None) -> bool:
         ):
             msg += _AUTH_HINT
         raise ValueError(f"cannot start/join a Ray cluster {where}: {msg}") from None
+    return True
+
+
+def disconnect() -> None:
+    """``ray.shutdown()``, never raising: every clean-up path of the backend uses it."""
+    try:
+        import_ray().shutdown()
+    except Exception:  # noqa: BLE001 - a failing shutdown must not lose finished runs
+        pass
+
+
+def kill_actors(actors) -> None:
+    """Kill every actor in ``actors`` (no restart); ones already gone are skipped."""
+    if not actors:
+        return
+    ray = import_ray()
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def cluster_lost_errors() -> tuple[type[BaseException], ...]:
+    """The Ray errors that mean the cluster itself is gone -- this process's node (raylet
+    and object store), the head, or the connection to them -- not one worker."""
+    ex = import_ray().exceptions
+    names = ("LocalRayletDiedError", "NodeDiedError", "RaySystemError", "RpcError")
+    return (ConnectionError, *(getattr(ex, n) for n in names if hasattr(ex, n)))
+
+
+def local_node_alive() -> bool:
+    """Does this process's Ray node still accept connections on its object-store socket?
+
+    Ray terminates a driver whose node died at its next object-store call, with no
+    Python exception to catch, so the backend asks this when a worker dies (each
+    probe adds one line to the raylet's log: not every round).  ``True`` when it
+    cannot tell.
+    """
+    try:
+        from ray._private.worker import global_worker
+
+        path = global_worker.node.plasma_store_socket_name
+    except Exception:  # noqa: BLE001 - a Ray without this attribute: cannot tell
+        return True
+    return socket_listening(path) if path else True
+
+
+def socket_listening(path: str) -> bool:
+    """Does a process accept connections on the Unix socket ``path``?  A busy socket (full
+    backlog, timeout) counts as listening; a refused connection or a missing file not."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(5.0)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):  # nobody listens there any more
+            return False
+        except OSError:
+            return True
     return True
 
 
