@@ -265,7 +265,9 @@ def train_cmd(
             with _progress(rounds, quiet) as advance:
                 result = run(cfg, out_dir, resume=resume, progress=advance, overwrite=overwrite)
         except TrainingStopped as exc:
-            raise CLIError(f"training stopped: {exc}") from None
+            # The loop's own stops name their checkpoint; a lost Ray cluster names none.
+            where = "" if str(out_dir) in str(exc) else f" (run folder {out_dir})"
+            raise CLIError(f"training stopped: {exc}{where}") from None
     fin = result.final()
     out.print(
         f"{cfg.scheme}: {result.rounds} rounds, time {result.wall_clock:.2f}, "

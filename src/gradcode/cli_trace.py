@@ -159,7 +159,7 @@ def _log_axes(ax, lo: float, hi: float, x: bool = True) -> None:
 
 
 def _fit_figure(quant: dict, trace, path: Path) -> None:
-    from .experiments.plotting import plt, save
+    from .report.plotting import plt, save
 
     fig, axes = plt.subplots(1, len(quant), figsize=(3.2 * len(quant), 3.4), squeeze=False)
     lo = min(min(m.min(), f.min()) for m, f in quant.values())
@@ -214,7 +214,7 @@ def regimes_cmd(
 
 
 def _regimes_figure(results: dict, path: Path) -> None:
-    from .experiments.plotting import plt, save, style
+    from .report.plotting import plt, save, style
 
     fig, axes = plt.subplots(
         1, len(results), figsize=(5.0 * len(results), 3.8), squeeze=False, sharey=True
