@@ -58,6 +58,7 @@ from .runtime.cluster import LocalCluster, Schedule
 from .runtime.config import DelaySpec
 from .runtime.loop import JsonLinesLog, LoopConfig, TrainResult, train
 from .runtime.run import torch_threads
+from .runtime.stale import check as check_stale_correction
 from .stragglers import DelayModel
 from .task import Task, TensorData
 
@@ -133,6 +134,7 @@ def fit(
     pin_memory: bool = False,
     scheme_options: Mapping[str, object] | None = None,
     progress: Callable[[dict], None] | None = None,
+    stale_correction: str = "none",
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` with ``scheme``; see the module docstring.
 
@@ -144,6 +146,7 @@ def fit(
     if partitioning not in PARTITIONINGS:
         raise ValueError(f"unknown partitioning {partitioning!r}; choose {list(PARTITIONINGS)}")
     s = 0 if scheme == "dgd" else stragglers
+    check_stale_correction(stale_correction, scheme)  # none, auto or a method (docs/stale.md)
     rng = np.random.default_rng(seed)
     code = make_scheme(scheme, workers, s, rng=rng, **dict(scheme_options or {}))
     params = list(model.parameters())
@@ -181,6 +184,7 @@ def fit(
             checkpoint_every=checkpoint_every,
             scheduler=scheduler,
             clip_grad_norm=clip_grad_norm,
+            stale_correction=stale_correction,
         )
         out_dir = None if out is None else Path(out)
         log = None

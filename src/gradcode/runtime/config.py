@@ -35,6 +35,7 @@ from ..stragglers import (
     ShiftedExponential,
     TraceReplay,
 )
+from .stale import check as check_stale_correction
 
 BASE_MODELS = {
     "shifted-exp": ShiftedExponential,
@@ -265,8 +266,11 @@ class RunConfig:
     lr_schedule: str = "constant"  # or "cosine": lr -> 0 over the run's rounds
     #: Stop at the first evaluation whose test accuracy reaches this (None: run every round).
     target_accuracy: float | None = None
+    #: none, auto or a method of :mod:`gradcode.runtime.stale` (stale schemes only).
+    stale_correction: str = "none"
 
     def __post_init__(self) -> None:
+        check_stale_correction(self.stale_correction, self.scheme)
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
             raise ValueError(f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}")
         if self.batch_size is not None and self.batch_size < 1:

@@ -174,6 +174,7 @@ def loop_config(cfg: RunConfig) -> LoopConfig:
         on_undecodable=cfg.on_undecodable,
         scheduler=_cosine(cfg.rounds) if cfg.lr_schedule == "cosine" else None,
         target_accuracy=cfg.target_accuracy,
+        stale_correction=cfg.stale_correction,
     )
 
 
