@@ -185,9 +185,7 @@ def test_one_line_warning_for_unstable_stale_settings_only():
 
 def _final_loss(name, correction, rounds=60):
     scheme, cluster, orc, cfg = setup(name, s=2, rounds=rounds)
-    cfg = replace(
-        cfg, optimizer=OptimizerConfig(lr=2.0, momentum=0.9), stale_correction=correction
-    )
+    cfg = replace(cfg, optimizer=OptimizerConfig(lr=2.0, momentum=0.9), stale_correction=correction)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -214,11 +212,16 @@ def test_auto_trains_where_the_uncorrected_scheme_diverges(name):
 def test_resume_with_a_correction_is_bit_identical(tmp_path, correction):
     def fresh():
         scheme, cluster, orc, cfg = setup("pgc_memory", s=2, rounds=16)
-        return scheme, cluster, orc, replace(
-            cfg,
-            checkpoint_every=4,
-            stale_correction=correction,
-            optimizer=OptimizerConfig(lr=0.5, momentum=0.5),
+        return (
+            scheme,
+            cluster,
+            orc,
+            replace(
+                cfg,
+                checkpoint_every=4,
+                stale_correction=correction,
+                optimizer=OptimizerConfig(lr=0.5, momentum=0.5),
+            ),
         )
 
     full = train(*fresh())
@@ -236,4 +239,3 @@ def test_resume_with_a_correction_is_bit_identical(tmp_path, correction):
     resumed = train(*fresh(), checkpoint_path=ck, resume=ck)
     assert torch.equal(resumed.weights, full.weights)
     assert full.history[0]["stale_correction"].startswith("predict" if correction != "dc" else "dc")
-

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.stale import check as check_stale_correction
+from ..runtime.stale import parse as parse_stale_correction
 from .grid import (
     DELAY_KEYS,
     GRID_KEYS,
@@ -136,7 +138,13 @@ def _tune(raw) -> TuneSpec | None:
     strag = raw.get("straggler")
     if strag is not None and not isinstance(strag, str):
         raise ValueError(f"[tune] straggler must be a straggler model's name, got {strag!r}")
-    return TuneSpec(lr=floats("lr"), momentum=floats("momentum"), seed=seed, straggler=strag)
+    scs = raw.get("stale_correction", [])
+    if not isinstance(scs, list) or not all(isinstance(x, str) for x in scs):
+        raise ValueError(f"[tune] stale_correction must be a list of names, got {scs!r}")
+    for x in scs:
+        parse_stale_correction(x)  # one-line ValueError naming the bad one
+    return TuneSpec(lr=floats("lr"), momentum=floats("momentum"), seed=seed, straggler=strag,
+                    stale_correction=tuple(scs))  # fmt: skip
 
 
 def _typed(value, typ, key: str):
@@ -241,8 +249,11 @@ def _validate(cfg: ExperimentConfig) -> None:
     datasets, models = available_datasets(), available_models()
     for g in cfg.grids:
         for sch in g.schemes:
-            if sch not in REGISTRY:
+            base, _, corr = sch.partition("+")  # pgc+auto: pgc with stale correction auto
+            if base not in REGISTRY:
                 raise ValueError(f"unknown scheme {sch!r}; known schemes: {', '.join(REGISTRY)}")
+            if corr:
+                check_stale_correction(corr, base)
         for st in g.stragglers:
             if st not in names:
                 raise ValueError(f"unknown straggler model {st!r}; defined: {sorted(names)}")
@@ -341,7 +352,8 @@ def _invalid_pairs(cfg: ExperimentConfig) -> dict[tuple[str, int], str]:
     pairs = {(sch, s) for g in cfg.grids for sch in g.schemes for s in g.s}
     for sch, s in sorted(pairs):
         try:
-            make_scheme(sch, cfg.workers, 0 if sch == "dgd" else s, rng=np.random.default_rng(0))
+            base = sch.partition("+")[0]
+            make_scheme(base, cfg.workers, 0 if base == "dgd" else s, rng=np.random.default_rng(0))
         except ValueError as exc:
             out[sch, s] = str(exc)
     return out

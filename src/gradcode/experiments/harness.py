@@ -178,16 +178,18 @@ def choose(cfg: ExperimentConfig, out_dir: str | Path) -> dict[tuple[str, str], 
         d = out_dir / "tune" / tc.cell_id
         ok = is_finished(cfg.run_config(tc), d)
         curve = tuning.curve_from_log(d / "rounds.jsonl") if ok else None
-        cand = {"scheme": tc.scheme, "lr": tc.lr, "momentum": tc.momentum, "curve": curve}
+        cand = {"scheme": tc.scheme, "lr": tc.lr, "momentum": tc.momentum, "curve": curve,
+                "stale_correction": tc.stale_correction}  # fmt: skip
         by_group.setdefault(tc.group, []).append((tc, cand))
     rows, chosen = [], {}
     for group, items in by_group.items():
         scored = tuning.select([c for _, c in items], rep["metric"], float(rep["target_at"]),
                                targets[group])  # fmt: skip
         for (tc, _), row in zip(items, scored, strict=True):
-            rows.append({"group": group, "cell_id": tc.cell_id, "seed": cfg.tune.seed, **row})
+            rows.append({"group": group, "cell_id": tc.cell_id, "seed": cfg.tune.seed, **row,
+                         "stale_correction": tc.stale_correction or ""})  # fmt: skip
             if row["chosen"]:
-                chosen[group, tc.scheme] = (tc.lr, tc.momentum)
+                chosen[group, tc.scheme] = (tc.lr, tc.momentum, tc.stale_correction)
     _write_csv(out_dir / "tuning.csv", rows, columns=TUNING_COLUMNS)
     return chosen
 
@@ -204,7 +206,8 @@ def group_target(cfg: ExperimentConfig, rc: RunConfig, rep: dict) -> float | Non
     return None if rep.get("target") is None else float(rep["target"])
 
 
-TUNING_COLUMNS = ["group", "scheme", "lr", "momentum", "seed", "cell_id", "status", "target",
+TUNING_COLUMNS = ["group", "scheme", "lr", "momentum", "stale_correction", "seed", "cell_id",
+                  "status", "target",
                   "time_to_target", "rounds_to_target", "final_metric", "final_accuracy",
                   "chosen"]  # fmt: skip
 

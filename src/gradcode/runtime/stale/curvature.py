@@ -99,7 +99,6 @@ def _difference_hvp(grad, w):
     eps = 1e-3 * max(1.0, float(w.norm()))
 
     def hvp(u):
-        with torch.no_grad():
-            return (grad(w + eps * u) - grad(w - eps * u)) / (2 * eps)
+        return ((grad(w + eps * u) - grad(w - eps * u)) / (2 * eps)).detach()
 
     return hvp
