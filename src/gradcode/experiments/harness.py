@@ -189,7 +189,8 @@ def choose(cfg: ExperimentConfig, out_dir: str | Path) -> dict[tuple[str, str], 
             rows.append({"group": group, "cell_id": tc.cell_id, "seed": cfg.tune.seed, **row,
                          "stale_correction": tc.stale_correction or ""})  # fmt: skip
             if row["chosen"]:
-                chosen[group, tc.scheme] = (tc.lr, tc.momentum, tc.stale_correction)
+                sc = () if tc.stale_correction is None else (tc.stale_correction,)
+                chosen[group, tc.scheme] = (tc.lr, tc.momentum, *sc)
     _write_csv(out_dir / "tuning.csv", rows, columns=TUNING_COLUMNS)
     return chosen
 
