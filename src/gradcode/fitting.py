@@ -195,6 +195,7 @@ def fit(
                 batch_size=batch_size, seed=seed, backend=backend, partitioning=partitioning,
                 model=type(model).__name__, num_params=task.num_params, n_train=len(y),
                 loss_fn=getattr(loss_fn, "__name__", repr(loss_fn)),
+                stale_correction=stale_correction,
             )  # fmt: skip
             atomic_write_text(out_dir / "config.json", json.dumps(record, indent=2, default=str))
             log = JsonLinesLog(out_dir / "rounds.jsonl")

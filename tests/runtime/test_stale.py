@@ -239,3 +239,31 @@ def test_resume_with_a_correction_is_bit_identical(tmp_path, correction):
     resumed = train(*fresh(), checkpoint_path=ck, resume=ck)
     assert torch.equal(resumed.weights, full.weights)
     assert full.history[0]["stale_correction"].startswith("predict" if correction != "dc" else "dc")
+
+
+# ------------------------------------------------------------- front doors
+
+
+def test_fit_takes_stale_correction():
+    import gradcode
+
+    X = torch.randn(96, 4, generator=torch.Generator().manual_seed(0))
+    y = (X[:, 0] > 0).long()
+    model = torch.nn.Linear(4, 2)
+    res = gradcode.fit(model, (X, y), scheme="pgc", workers=6, stragglers=1, rounds=3,
+                       stale_correction="auto", eval_every=3,
+                       optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))  # fmt: skip
+    assert res.history[0]["stale_correction"].startswith("predict(")
+    with pytest.raises(ValueError, match="dgd applies no stale gradients"):
+        gradcode.fit(model, (X, y), scheme="dgd", stale_correction="dc", rounds=1)
+
+
+def test_cli_refuses_a_bad_correction_in_one_line(tmp_path, capsys):
+    from gradcode.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--scheme", "pgc", "--stale-correction", "magic", "--rounds", "1",
+              "--out", str(tmp_path / "x"), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code != 0 and "stale_correction must be one of" in err
+    assert len(err.strip().splitlines()) == 1

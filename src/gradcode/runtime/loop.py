@@ -4,6 +4,7 @@
 
     for t in rounds:
         outcome = cluster.run_round(t, w)              # messages on time / late
+                                                       # (w extrapolated by a stale correction)
         drop messages with NaN or Inf                  # logged
         master, update = scheme.master_update(master, t, on_time, late)
         if update.gradient is not None:
