@@ -3,10 +3,13 @@
 The rule (measured in docs/stale.md, where it beats every other method):
 
 1. **Method: weight prediction** (:mod:`.prediction`).  On fashion_mnist/mlp
-   (n = 24, s = 3, batch 64, SGD lr 0.1, momentum 0.9) delay compensation
-   and the staleness-aware rate still collapse or stall (10 %, 48 % after 300
-   rounds), implicit-momentum compensation reaches 64-79 %, and prediction
-   reaches 80 % -- fastest when the momentum is raised as in step 2.
+   (n = 24, s = 3, batch 64, SGD lr 0.1, momentum 0.9, seed 0;
+   ``experiments/stale_user.toml``) after 300 rounds PGC reaches 27.5 % with
+   delay compensation, 56 % with the staleness-aware rate, 63-74 % with
+   implicit-momentum compensation, 76-81 % with prediction at the user's
+   momentum and 84.5 % (80 % at round 170) with this rule; SR-SGC diverges
+   with delay compensation and reaches 11-61 % with the others, 85.3 % with
+   this rule.
 2. **Setting: from the quadratic analysis.**  A user's heavy-ball setting
    ``(lr, mu)`` moves at the long-run step ``lr / (1 - mu)``; keep that step
    and choose the momentum ``mu'`` and the horizon ``k`` by the *tolerance*
