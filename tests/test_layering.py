@@ -7,8 +7,8 @@ layer and the ones below it, never one above):
 
 0. ``codes`` (pure NumPy schemes) and ``plugins`` (the registry helper);
 1. ``stragglers``, ``datasets``, ``models``, ``pergrad`` (one-backward partition gradients);
-2. ``sim``, ``comm``, ``task`` (over ``task_data`` and ``task_model``), ``clock`` (trace replays), then ``advisor`` (the scheme advisor's
-   pure core);
+2. ``sim``, ``comm``, ``task`` (over ``task_data`` and ``task_model``), ``clock`` (trace
+   replays), then ``advisor`` (the scheme advisor's pure core);
 3. ``runtime``;
 4. ``fitting``, ``fitting_checks``, ``advising`` and the package's front door ``gradcode/__init__``;
 5. the grid/report/reproduce floor, itself ordered: ``report.tables`` (a leaf shared

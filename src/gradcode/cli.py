@@ -234,6 +234,12 @@ def train_cmd(
     scheme_opt: list[str] = typer.Option(
         None, "--scheme-opt", help="Scheme option key=value (repeatable), e.g. l=2, placement=cr."
     ),
+    stale_correction: str = typer.Option(
+        "none",
+        "--stale-correction",
+        help="Stale schemes (pgc*, sr_sgc): none, auto, momentum, predict, dc or lr "
+        "(docs/stale.md).",
+    ),
 ) -> None:
     """Train a model with a straggler-resilient scheme (one JSON line per round).
 

@@ -107,6 +107,7 @@ def fit(
     progress: Callable[[dict], None] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    stale_correction: str = "none",
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` with ``scheme``; see the module docstring.
 
@@ -214,6 +215,7 @@ def _scalars(kw) -> RunConfig:
         deadline=opt("deadline", chk.number),
         clip_grad_norm=opt("clip_grad_norm", chk.number),
         scheme_options=tuple(options.items()),
+        stale_correction=_stale_correction(kw["stale_correction"]),
     )
     try:
         build_scheme(cfg)
@@ -222,6 +224,16 @@ def _scalars(kw) -> RunConfig:
     except Exception as exc:  # a scheme option of the wrong kind, deep in its constructor
         raise ValueError(f"scheme_options {options} for scheme {cfg.scheme!r}: {exc}") from exc
     return cfg
+
+
+def _stale_correction(spec) -> str:
+    """``stale_correction`` must be a string (checked against the scheme by RunConfig)."""
+    if not isinstance(spec, str):
+        raise TypeError(
+            "stale_correction must be a string such as 'none', 'auto' or 'predict', got "
+            f"{spec!r} ({type(spec).__name__})"
+        )
+    return spec
 
 
 def _delay(delay) -> DelaySpec:

@@ -189,6 +189,12 @@ class PGC:
         if self.cache_cap < 0:
             raise ValueError(f"cache_cap must be >= 0, got {self.cache_cap}")
 
+    @property
+    def staleness_profile(self) -> tuple[float, ...]:
+        """Weight of the gradients ``a = 0 .. s`` rounds old in a steady-state update:
+        the mean of the last ``s + 1`` gradients (see :mod:`gradcode.stability`)."""
+        return (1.0 / self.r,) * self.r
+
     # --- worker side ----------------------------------------------------------------
     def rotation(self, worker: int, t: int) -> tuple[int, ...]:
         """The one partition ``worker`` computes in round ``t`` (steady state)."""

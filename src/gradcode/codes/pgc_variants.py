@@ -65,6 +65,12 @@ class PGCMemory(PGC):
     name = "pgc_memory"
     uses_late = True
 
+    @property
+    def staleness_profile(self) -> tuple[float, ...]:
+        """Every partition is computed every round; with ``s`` late workers a round takes
+        their ``s`` partitions from memory, one round old: ``((n - s)/n, s/n)``."""
+        return ((self.n - self.s) / self.n, self.s / self.n) if self.s else (1.0,)
+
     def compute_plan(self, state, worker, t):
         return self.rotation(worker, t)
 

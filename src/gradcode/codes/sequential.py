@@ -190,6 +190,11 @@ class SRSGC:
     def load(self) -> int:
         return self.code.load
 
+    @property
+    def staleness_profile(self) -> tuple[float, ...]:
+        """Every update is the exact gradient ``B`` rounds late: ``(0, .., 0, 1)``."""
+        return (0.0,) * self.delay + (1.0,)
+
     # ---------------------------------------------------------------- the plan
 
     def init_plan(self) -> Plan:

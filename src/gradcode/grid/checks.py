@@ -21,6 +21,7 @@ from ..codes import REGISTRY, effective_stragglers, make_scheme
 from ..datasets import PARTITIONINGS, available_datasets, load_dataset
 from ..models import available_models
 from ..runtime.config import MAX_SCHEDULE, MAX_WORKERS
+from ..runtime.stale import check as check_stale_correction
 
 #: Task-table keys whose values are integers (the others are floats).
 INT_TASK_KEYS = ("batch_size", "rounds", "eval_every")
@@ -62,8 +63,11 @@ def validate_experiment(cfg) -> None:
     datasets, models = available_datasets(), available_models()
     for g in cfg.grids:
         for sch in g.schemes:
-            if sch not in REGISTRY:
+            base, _, corr = sch.partition("+")  # pgc+auto: pgc with stale correction auto
+            if base not in REGISTRY:
                 raise ValueError(f"unknown scheme {sch!r}; known schemes: {', '.join(REGISTRY)}")
+            if corr:
+                check_stale_correction(corr, base)
         for st in g.stragglers:
             if st not in names:
                 raise ValueError(f"unknown straggler model {st!r}; defined: {sorted(names)}")
@@ -159,8 +163,9 @@ def invalid_pairs(cfg) -> dict[tuple[str, int], str]:
     pairs = {(sch, s) for g in cfg.grids for sch in g.schemes for s in g.s}
     for sch, s in sorted(pairs):
         try:
+            base = sch.partition("+")[0]
             make_scheme(
-                sch, cfg.workers, effective_stragglers(sch, s), rng=np.random.default_rng(0)
+                base, cfg.workers, effective_stragglers(base, s), rng=np.random.default_rng(0)
             )
         except ValueError as exc:
             out[sch, s] = str(exc)

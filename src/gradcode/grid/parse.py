@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..runtime.config import DelaySpec
+from ..runtime.stale import parse as parse_stale_correction
 from .checks import INT_TASK_KEYS
 from .schema import (
     DELAY_KEYS,
@@ -134,7 +135,13 @@ def _tune(raw) -> TuneSpec | None:
     strag = raw.get("straggler")
     if strag is not None and not isinstance(strag, str):
         raise ValueError(f"[tune] straggler must be a straggler model's name, got {strag!r}")
-    return TuneSpec(lr=floats("lr"), momentum=floats("momentum"), seed=seed, straggler=strag)
+    scs = raw.get("stale_correction", [])
+    if not isinstance(scs, list) or not all(isinstance(x, str) for x in scs):
+        raise ValueError(f"[tune] stale_correction must be a list of names, got {scs!r}")
+    for x in scs:
+        parse_stale_correction(x)  # one-line ValueError naming the bad one
+    return TuneSpec(lr=floats("lr"), momentum=floats("momentum"), seed=seed, straggler=strag,
+                    stale_correction=tuple(scs))  # fmt: skip
 
 
 def _typed(value, typ, key: str):

@@ -64,6 +64,7 @@ def _config_columns(rc: RunConfig) -> dict:
         "delay": rc.delay.label(),
         "lr": rc.lr,
         "momentum": rc.momentum,
+        "stale_correction": rc.stale_correction,
         "optimizer": rc.optimizer,
         "eval_every": rc.eval_every,
         "deadline": "" if rc.deadline is None else rc.deadline,

@@ -79,10 +79,12 @@ Shared schedules and resuming are described in :mod:`gradcode.grid.harness`.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
 from ..runtime.config import DelaySpec, RunConfig
+from ..runtime.stale import stale_schemes
 from .checks import invalid_pairs, validate_experiment, validate_tune
 from .size import GridSize, grid_size
 
@@ -108,7 +110,7 @@ SHARED_KEYS = {
     "reuse": bool,
 }
 TABLES = ("stragglers", "grid", "grids", "report", "tune")
-TUNE_KEYS = ("lr", "momentum", "seed", "straggler")
+TUNE_KEYS = ("lr", "momentum", "seed", "straggler", "stale_correction")
 TASK_KEYS = ("dataset", "model", "lr", "batch_size", "target_accuracy", "rounds", "eval_every")
 GRID_KEYS = ("schemes", "stragglers", "seeds", "tasks", "s", "partitionings")
 REPORT_KEYS = ("metric", "target_at", "target", "targets")
@@ -213,6 +215,8 @@ class TuneSpec:
     #: Tune on this straggler model only and use the choice for every straggler model
     #: of the same (task, partitioning, s) (None: tune each group on its own model).
     straggler: str | None = None
+    #: Candidate stale-gradient corrections for stale schemes (docs/stale.md; () = none).
+    stale_correction: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,7 @@ class TuneCell:
     cell: Cell
     lr: float
     momentum: float
+    stale_correction: str | None = None  # None: the cell's own (``pgc+auto``) or none
 
     @property
     def group(self) -> str:
@@ -233,7 +238,12 @@ class TuneCell:
 
     @property
     def cell_id(self) -> str:
-        return f"{self.cell.cell_id}_lr{self.lr:g}_m{self.momentum:g}"
+        sc = (
+            ""
+            if self.stale_correction is None
+            else "_sc-" + re.sub(r"[:=,]", "-", self.stale_correction)
+        )
+        return f"{self.cell.cell_id}_lr{self.lr:g}_m{self.momentum:g}{sc}"
 
 
 @dataclass(frozen=True)
@@ -333,23 +343,32 @@ class ExperimentConfig:
         strag = {} if self.tune.straggler is None else {"straggler": self.tune.straggler}
         bases = dict.fromkeys(replace(c, seed=self.tune.seed, **strag) for c in self.cells())
         moms = self.tune.momentum or (self.momentum,)
-        return [TuneCell(c, lr, m) for c in bases for lr in self.tune.lr for m in moms]
+        stale, sc = stale_schemes(), self.tune.stale_correction or (None,)
+        return [TuneCell(c, lr, m, x) for c in bases for lr in self.tune.lr for m in moms
+                for x in (sc if c.scheme in stale else (None,))]  # fmt: skip
 
     def tuned_run_config(self, cell: Cell, chosen: dict) -> RunConfig:
-        """The cell's run with its scheme's chosen ``(lr, momentum)`` (``chosen``:
-        :func:`gradcode.grid.tuning.choose`'s ``(group, scheme) -> (lr, momentum)``)."""
+        """The cell's run with its scheme's chosen ``(lr, momentum[, stale_correction])``
+        (``chosen``: :func:`gradcode.grid.tuning.choose`'s ``(group, scheme) -> choice``)."""
         return self.run_config(cell, *chosen.get(self.tune_key(cell), (None, None)))
 
-    def run_config(self, cell: Cell | TuneCell, lr=None, momentum=None) -> RunConfig:
-        """The cell's run; ``lr`` / ``momentum`` override (a :class:`TuneCell` brings its own)."""
+    def run_config(
+        self, cell: Cell | TuneCell, lr=None, momentum=None, stale_correction=None
+    ) -> RunConfig:
+        """The cell's run; ``lr`` / ``momentum`` / ``stale_correction`` override (a
+        :class:`TuneCell` brings its own); scheme ``pgc+auto`` = pgc with correction auto."""
         if isinstance(cell, TuneCell):
-            cell, lr, momentum = cell.cell, cell.lr, cell.momentum
+            cell, lr, momentum, stale_correction = (
+                cell.cell, cell.lr, cell.momentum, cell.stale_correction
+            )  # fmt: skip
+        scheme, _, fixed = cell.scheme.partition("+")
         task = self._cell_tasks.get(cell) or self._group_tasks[_task_key(cell)]
         if lr is None:
             lr = task.lr if task.lr is not None else self.lr
         pick = lambda own, shared: shared if own is None else own  # noqa: E731
         return RunConfig(
-            scheme=cell.scheme,
+            scheme=scheme,
+            stale_correction=fixed or stale_correction or "none",
             workers=self.workers,
             stragglers=cell.s,
             dataset=cell.dataset,

@@ -154,16 +154,19 @@ def choose(cfg: ExperimentConfig, out_dir: str | Path) -> dict[tuple[str, str], 
         targets.setdefault(tc.group, group_target(rc, rep))
         d = out_dir / "tune" / tc.cell_id
         curve = curve_from_log(d / "rounds.jsonl") if is_finished(rc, d) else None
-        cand = {"scheme": tc.scheme, "lr": tc.lr, "momentum": tc.momentum, "curve": curve}
+        cand = {"scheme": tc.scheme, "lr": tc.lr, "momentum": tc.momentum, "curve": curve,
+                "stale_correction": tc.stale_correction}  # fmt: skip
         by_group.setdefault(tc.group, []).append((tc, cand))
     rows, chosen = [], {}
     for group, items in by_group.items():
         scored = select([c for _, c in items], rep["metric"], float(rep["target_at"]),
                         targets[group])  # fmt: skip
         for (tc, _), row in zip(items, scored, strict=True):
-            rows.append({"group": group, "cell_id": tc.cell_id, "seed": cfg.tune.seed, **row})
+            rows.append({"group": group, "cell_id": tc.cell_id, "seed": cfg.tune.seed, **row,
+                         "stale_correction": tc.stale_correction or ""})  # fmt: skip
             if row["chosen"]:
-                chosen[group, tc.scheme] = (tc.lr, tc.momentum)
+                sc = () if tc.stale_correction is None else (tc.stale_correction,)
+                chosen[group, tc.scheme] = (tc.lr, tc.momentum, *sc)
     write_csv(out_dir / "tuning.csv", rows, columns=TUNING_COLUMNS)
     return chosen
 
@@ -180,7 +183,8 @@ def group_target(rc: RunConfig, rep: dict) -> float | None:
     return None if rep.get("target") is None else float(rep["target"])
 
 
-TUNING_COLUMNS = ["group", "scheme", "lr", "momentum", "seed", "cell_id", "status", "target",
+TUNING_COLUMNS = ["group", "scheme", "lr", "momentum", "stale_correction", "seed", "cell_id",
+                  "status", "target",
                   "time_to_target", "rounds_to_target", "final_metric", "final_accuracy",
                   "chosen"]  # fmt: skip
 

@@ -15,12 +15,21 @@ are computed *once*, in one batched call (``oracle.partition_gradients``):
 on one process a partition's gradient for a round is the same for every
 replica (same weights, same seeded minibatch), so recomputing it would only
 burn time; the virtual clock still charges every worker its full load.
-Simplification (documented, as in Tandon et al.'s
-simulations): each worker starts every round at the broadcast; a result that
-misses its round still arrives at its own time and is handed to the master
-in the round during which it arrives (schemes that fold late work in use it;
-others ignore it).  Late results older than ``late_cap`` rounds are dropped,
-so no backlog grows without bound.
+Stateless codes (as in Tandon et al.'s simulations): each worker starts
+every round at the broadcast and a result that misses its round is abandoned.
+
+Stateful schemes (PGC and its variants) keep what a worker computes, so a
+late worker is modelled as *busy*: it finishes its computation (its memory is
+refreshed then, with the gradient at the weights it started from) and starts
+the next one only when it is free -- at ``max(broadcast, free_at)``, with the
+latest weights.  A worker still busy when a round closes skips that round
+(no message, no memory refresh); one that becomes free while the round is
+open starts late and finishes ``free_at - broadcast`` later than its drawn
+time.  So a persistently slow worker refreshes its memory at its own pace,
+not every round.  A late result arrives at its own time and is handed to the
+master in the round during which it arrives (schemes that fold late work in
+use it; others ignore it).  Late results older than ``late_cap`` rounds are
+dropped, so no backlog grows without bound.
 """
 
 from __future__ import annotations
@@ -147,6 +156,8 @@ class LocalCluster:
         self.late_cap = scheme.s + 1 if late_cap is None else late_cap
         self.worker_states = [scheme.init_worker(w) for w in range(self.n)]
         self.clock = 0.0
+        #: Stateful schemes: when each worker finishes its current computation (absolute).
+        self.free_at = np.zeros(self.n)
         self.pending: list[tuple[float, Message]] = []  # (absolute arrival, message)
         #: Fault injection: ``corrupt(t, w) -> bool`` makes worker w's round-t message NaN.
         self.corrupt = corrupt
@@ -165,17 +176,26 @@ class LocalCluster:
         if self.plan is not None:
             return self._run_sequential(t, weights)
         plans = [self.scheme.compute_plan(self.worker_states[w], w, t) for w in range(self.n)]
-        times = self.schedule.times(t, [len(p) for p in plans])
+        stateful = getattr(self.scheme, "stateful", False)
+        # a stateful worker still busy with earlier work starts this round's when free
+        lag = np.maximum(self.free_at - self.clock, 0.0) if stateful else np.zeros(self.n)
+        times = self.schedule.times(t, [len(p) for p in plans]) + lag
         duration, ready = stop_time(self.scheme, times, self.deadline)
         if not np.isfinite(duration):  # never ready: take everything that ever arrives
             finite = times[np.isfinite(times)]
             duration = float(finite.max()) if finite.size else 0.0
         on_time = []
-        stateful = getattr(self.scheme, "stateful", False)
         keep_late = getattr(self.scheme, "uses_late", False)
         order = [int(w) for w in np.argsort(times, kind="stable")]
-        # crashed workers compute nothing; a stateless code never uses a late message
-        busy = [w for w in order if np.isfinite(times[w]) and (times[w] <= duration or stateful)]
+        # crashed workers compute nothing; a stateless code never uses a late message; a
+        # stateful worker busy for the whole round skips it
+        busy = [
+            w
+            for w in order
+            if np.isfinite(times[w]) and (times[w] <= duration or (stateful and lag[w] < duration))
+        ]
+        if stateful:
+            self.free_at[busy] = self.clock + times[busy]
         release = getattr(self.scheme, "release", None)  # stateful: free what is recomputed
         if release is not None:
             for w in busy:
@@ -208,6 +228,8 @@ class LocalCluster:
         self.pending = [(a, m) for a, m in self.pending if a > end and t - m.round <= self.late_cap]
         self.clock = end
         decodable = bool(np.isfinite(self.scheme.completion_time(times[None, :])[0]))
+        if stateful:  # a worker that skipped the round finished nothing in it
+            times = np.where(np.isin(np.arange(self.n), busy), times, np.inf)
         return RoundOutcome(on_time, late_now, duration, times, ready, dropped, decodable)
 
     def _run_chunked(self, t: int, weights) -> RoundOutcome:
@@ -279,6 +301,7 @@ class LocalCluster:
         return {
             "worker_states": self.worker_states if stateful else None,
             "clock": self.clock,
+            "free_at": self.free_at.tolist(),
             "pending": self.pending,
             "plan": self.plan,
             "history": dict(self.history),
@@ -288,6 +311,7 @@ class LocalCluster:
         if state.get("worker_states") is not None:
             self.worker_states = list(state["worker_states"])
         self.clock = float(state["clock"])
+        self.free_at = np.asarray(state.get("free_at", np.zeros(self.n)), dtype=float)
         self.pending = list(state["pending"])
         self.plan = state.get("plan", self.plan)
         self.history = dict(state.get("history", {}))

@@ -41,6 +41,7 @@ from ..stragglers import (
     read_model,
     read_trace,
 )
+from .stale import check as check_stale_correction
 
 BASE_MODELS = {
     "shifted-exp": ShiftedExponential,
@@ -297,9 +298,12 @@ class RunConfig:
     target_accuracy: float | None = None
     #: Clip the decoded gradient to this L2 norm before each step (None: no clipping).
     clip_grad_norm: float | None = None
+    #: none, auto or a method of :mod:`gradcode.runtime.stale` (stale schemes only).
+    stale_correction: str = "none"
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        check_stale_correction(self.stale_correction, self.scheme)
 
     @property
     def effective_s(self) -> int:
@@ -358,7 +362,15 @@ def check_ranges(cfg: RunConfig) -> None:
         need(integer(getattr(cfg, name)), name, "an integer")
     if cfg.batch_size is not None:
         need(integer(cfg.batch_size) and cfg.batch_size >= 1, "batch_size", "an integer >= 1")
-    for name in ("scheme", "dataset", "model", "partitioning", "device", "dtype"):
+    for name in (
+        "scheme",
+        "dataset",
+        "model",
+        "partitioning",
+        "device",
+        "dtype",
+        "stale_correction",
+    ):
         need(isinstance(getattr(cfg, name), str), name, "a string")
     need(isinstance(cfg.delay, DelaySpec), "delay", "a DelaySpec")
     need(1 <= cfg.workers <= MAX_WORKERS, "workers", f"in 1..{MAX_WORKERS}")

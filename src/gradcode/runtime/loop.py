@@ -4,6 +4,7 @@
 
     for t in rounds:
         outcome = cluster.run_round(t, w)              # messages on time / late
+                                                       # (w extrapolated by a stale correction)
         drop messages with NaN or Inf                  # logged
         master, update = scheme.master_update(master, t, on_time, late)
         if update.gradient is not None:
@@ -42,6 +43,7 @@ from .checkpoint import dumps_strict, load_checkpoint, save_checkpoint, strict
 from .cluster import Cluster, all_finite
 from .optim import FlatParams, OptimizerConfig, OptimizerFactory
 from .oracle import oracle_methods
+from .stale import build as build_correction
 
 __all__ = [
     "JsonLinesLog",
@@ -74,6 +76,8 @@ class LoopConfig:
     clip_grad_norm: float | None = None
     #: End training at the first evaluation with ``test_accuracy >= target_accuracy``.
     target_accuracy: float | None = None
+    #: Correction for stale gradients (:mod:`gradcode.runtime.stale`): none, auto, a method.
+    stale_correction: str = "none"
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -118,8 +122,10 @@ def train(
     fp = FlatParams(list(calls.parameters()))
     fp.load(oracle.initial_weights())
     opt = cfg.optimizer(fp.params)
+    correction = build_correction(cfg.stale_correction, scheme, opt, oracle, fp.flat)
     sched = cfg.scheduler(opt) if cfg.scheduler is not None else None
     master = scheme.init_master()
+    stale = correction.init(fp.flat)
     start, history, clock = 0, [], 0.0
     if resume is not None:
         ck = resume if isinstance(resume, dict) else load_checkpoint(resume, fp.flat.device)
@@ -131,6 +137,7 @@ def train(
         if ck.get("oracle"):
             calls.restore(ck["oracle"])
         cluster.restore(ck["cluster"])
+        stale = ck.get("stale", stale)
     w = fp.flat
     last_good = torch.empty_like(w)
 
@@ -147,6 +154,7 @@ def train(
             "cluster": cluster.state(),
             "clock": clock,
             "history": [strict(h) for h in history],
+            "stale": stale,
         }
         save_checkpoint(checkpoint_path, state)
 
@@ -158,7 +166,8 @@ def train(
     stopped = None
     for t in range(start, cfg.rounds):
         t0 = time.perf_counter()
-        out = cluster.run_round(t, w)
+        stale, w_send = correction.broadcast(stale, t, w)
+        out = cluster.run_round(t, w_send)
         ok = {id(m): all_finite(m.vector) for m in out.on_time + out.late}
         bad = [m.worker for m in out.on_time + out.late if not ok[id(m)]]
         on_time = [m for m in out.on_time if ok[id(m)]]
@@ -171,7 +180,8 @@ def train(
         master, upd = scheme.master_update(master, t, on_time, late)
         calls.observe_round(w, t)
         if upd.gradient is not None:
-            fp.set_grad(upd.gradient)
+            stale, gradient = correction.correct(stale, t, w, upd)
+            fp.set_grad(gradient)
             if not all_finite(fp.grad):
                 stop(f"round {t}: the decoded gradient is not finite; stopping")
             last_good.copy_(w)
@@ -202,6 +212,8 @@ def train(
         if epoch is not None:
             rec["epoch"] = round(epoch, 6)
         rec["lr"] = float(opt.param_groups[0]["lr"])  # for the next round's step
+        if t == 0 and cfg.stale_correction != "none":
+            rec["stale_correction"] = correction.label
         rec.pop("fallbacks")
         if out.predicted is not None:  # Ray: measured duration next to the simulated one
             rec["predicted_duration"] = round(out.predicted, 9)

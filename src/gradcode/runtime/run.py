@@ -167,6 +167,7 @@ def loop_config(cfg: RunConfig, user: UserTask | None = None) -> LoopConfig:
         scheduler=scheduler,
         clip_grad_norm=cfg.clip_grad_norm,
         target_accuracy=cfg.target_accuracy,
+        stale_correction=cfg.stale_correction,
     )
 
 
