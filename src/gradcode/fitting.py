@@ -31,7 +31,10 @@ What happens:
 * ``optimizer(params)`` builds any ``torch.optim`` optimizer over exactly the
   parameters it is given (the model's trainable ones; ``None``: SGD at lr
   0.1); ``scheduler(optimizer)`` an optional LR scheduler (stepped once per
-  round); ``clip_grad_norm`` clips the decoded gradient.
+  round); ``clip_grad_norm`` clips the decoded gradient.  ``stale_correction``
+  (``"none"``, ``"auto"``, ``"predict"``, ``"momentum"``, ``"dc"``, ``"lr"``)
+  makes a stale-gradient scheme (PGC family, SR-SGC) train at the optimizer
+  settings you use for DGD; see :mod:`gradcode.runtime.stale` and docs/stale.md.
 * The model's *trainable* parameters (``requires_grad=True``) are trained in
   place; frozen ones are never sent, decoded or stepped.  ``result.state_dict``
   holds the final weights.
