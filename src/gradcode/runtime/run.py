@@ -307,10 +307,12 @@ def summarize(cfg: RunConfig, history: list[dict], wall_clock: float) -> dict:
     reached = None
     if cfg.target_accuracy is not None:
         reached = any(reached_target(h, cfg.target_accuracy) for h in evals)
+    startup = [h["startup_seconds"] for h in history if "startup_seconds" in h]  # Ray
     return {
         "scheme": cfg.scheme,
         "rounds": history[-1]["round"] + 1 if history else 0,
         "wall_clock": wall_clock,
+        **({"startup_seconds": startup[-1]} if startup else {}),
         **{k: v for k, v in final.items() if k in ("train_loss", "epoch") or k.startswith("test_")},
         "exact_fraction": _mean([h["exact"] for h in history]),
         "mean_staleness": _mean([h["staleness_mean"] for h in history]),

@@ -71,8 +71,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..cluster import RoundOutcome, Schedule, stop_time
+from ...clock import Overheads, predict_round
+from ..cluster import RoundOutcome, Schedule, stop_time, worker_fields
 from ..loop import TrainingStopped
+from .calibrate import calibrate as measure_overheads
 from .connect import (
     check_address,
     cluster_lost_errors,
@@ -83,8 +85,8 @@ from .connect import (
     kill_actors,
     local_node_alive,
 )
-from .rounds import consume_stream, run_chunked, run_sequential
-from .worker import WorkerActor, placement_of, worker_payloads
+from .rounds import consume_stream, run_chunked, run_plain, run_sequential
+from .worker import WorkerActor, placement_of, ship, unship, unship_message, worker_payloads
 
 __all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream", "placement_of"]
 
@@ -132,7 +134,9 @@ class RayCluster:
         on_round: Callable[[RayCluster, int], None] | None = None,
         actor_options: dict | Sequence[dict] | None = None,
         actors: Sequence | None = None,
+        calibrate: bool = True,
     ) -> None:
+        t_start = time.perf_counter()
         time_scale = DEFAULT_TIME_SCALE if time_scale is None else float(time_scale)
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, got {time_scale}")
@@ -155,12 +159,34 @@ class RayCluster:
         self.plan = scheme.init_plan() if self.sequential else None
         self.node_lost = False  # a worker's death revealed that this process's node is gone
         self.history: dict[int, object] = {}  # sequential: round -> ObjectRef of its weights
+        self.round_wall: dict[int, float] = {}  # round -> wall clock at its start (late times)
+        self.late_times: list[list] = []  # [round, worker, time, compute] resolved since last round
+        self.overheads, self.calibration = Overheads(), {}
         self._owns_ray = connect(address)
+        self.startup = {"connect": round(time.perf_counter() - t_start, 3)}
         try:
+            t0 = time.perf_counter()
             self._start(task, actor_options, actors)
+            self.startup["actors"] = round(time.perf_counter() - t0, 3)
+            self._calibrate_pending = calibrate
+            init = getattr(task, "initial_weights", None)
+            if calibrate and init is not None:  # else at the first round, with its weights
+                self._calibrate(init())
         except Exception:
             self.close()
             raise
+        self.startup["total"] = round(sum(self.startup.values()), 3)
+        self._startup_logged = False
+
+    def _calibrate(self, weights) -> None:
+        """Measure this cluster's overheads (:mod:`gradcode.runtime.ray.calibrate`), once."""
+        t0 = time.perf_counter()
+        self._calibrate_pending = False
+        try:
+            self.overheads, self.calibration = measure_overheads(self, weights)
+        except Exception as exc:  # noqa: BLE001 - no calibration: predictions without overheads
+            self.calibration = {"error": first_line(exc)}
+        self.startup["calibrate"] = round(time.perf_counter() - t0, 3)
 
     # ------------------------------------------------------------------ start-up
 
@@ -249,12 +275,53 @@ class RayCluster:
         from ray.exceptions import RayActorError, TaskCancelledError
 
         try:
-            return self.ray.get(ref)
+            rep = self.ray.get(ref)
         except TaskCancelledError:
             return None
         except RayActorError:
             self.mark_dead(w, notes)
             return "dead"
+        if getattr(rep, "unsent", None) is not None:  # an earlier cancelled call's finish
+            rnd, finish, compute = rep.unsent
+            self.resolve_late(rnd, w, finish, compute)
+        if getattr(rep, "message", None) is not None:
+            from dataclasses import replace
+
+            rep = replace(rep, message=unship_message(rep.message))
+        return rep
+
+    def resolve_late(self, rnd: int, w: int, finished: float, compute: float) -> None:
+        """Worker ``w``'s finishing time in round ``rnd`` (ended without it), known now:
+        its actor's wall clock ``finished`` plus the calibrated way back, on round
+        ``rnd``'s clock; logged in the current round's record (``late_times``)."""
+        start = self.round_wall.get(rnd)
+        if start is None:
+            return
+        back = self.overheads.message + self.calibration.get("message_bytes", 0.0) * (
+            self.overheads.per_byte
+        )
+        at = (finished - start + back) / self.scale
+        self.late_times.append([int(rnd), int(w), round(at, 9), round(float(compute), 6)])
+
+    def round_log(self, t: int, times, loads, compute=None, simulated=None) -> dict:
+        """The record fields of round ``t``: per-worker times (``None``: not reported
+        in this round -- a late one is resolved in a later record's ``late_times``),
+        loads, compute seconds; late times resolved since the last round; start-up and
+        calibration in the first round of this cluster; the virtual clock's duration."""
+        log = worker_fields(times, loads, compute)
+        if self.late_times:
+            log["late_times"], self.late_times = self.late_times, []
+        if simulated is not None:
+            log["simulated_duration"] = round(float(simulated), 9)
+        if not self._startup_logged:
+            self._startup_logged = True
+            log["startup_seconds"] = self.startup.get("total", 0.0)
+            log["startup"] = dict(self.startup)
+            if self.calibration:
+                log["calibration"] = dict(self.calibration)
+        for r in [r for r in self.round_wall if r < t - self.late_cap - 2]:
+            del self.round_wall[r]
+        return log
 
     # ------------------------------------------------------------------ rounds
 
@@ -274,105 +341,50 @@ class RayCluster:
         if self.node_lost:
             raise cluster_lost(t, NODE)
         notes: list[str] = []
+        if self._calibrate_pending:  # a task without initial weights: calibrate with these
+            self._calibrate(weights)
+            self.startup["total"] = round(
+                sum(v for k, v in self.startup.items() if k != "total"), 3
+            )
         try:
             self._sweep_starting(notes)
             if self.chunked:
                 return run_chunked(self, t, weights, notes)
             if self.sequential:
                 return run_sequential(self, t, weights, notes)
-            return self._run_plain(t, weights, notes)
+            return run_plain(self, t, weights, notes)
         except cluster_lost_errors() as exc:
             what = NODE if not local_node_alive() else f"the Ray cluster ({first_line(exc)})"
             raise cluster_lost(t, what) from None
 
     def _launch(self, w: int, t: int, wref) -> None:
+        """Call worker ``w`` for round ``t`` (weights ``wref``, already in the store)."""
         self.busy[w] = (self.actors[w].round.remote(t, wref, self.time_scale), t)
 
-    def _run_plain(self, t: int, weights, dropped: list[str]) -> RoundOutcome:
-        ray = self.ray
-        start = time.perf_counter()
-        wref = ray.put(weights)
-        on_time, late = [], []
-        times = np.full(self.n, np.inf)
-        arrived: list[int] = []  # senders of finite on-time messages (count for ready)
-        loads = np.full(self.n, float(getattr(self.scheme, "load", 1)))
-
-        def handle(w: int, ref, rnd: int) -> None:
-            del self.busy[w]
-            rep = self.get(w, ref, dropped)
-            if rep == "dead":
-                return
-            if rnd == t:
-                loads[w] = rep.load if rep is not None and rep.load else loads[w]
-                if rep is not None and rep.message is not None:
-                    on_time.append(rep.message)
-                    if rep.finite:
-                        arrived.append(w)
-                    times[w] = (time.perf_counter() - start) / self.scale
-                return
-            if rep is not None and rep.message is not None and self.stateful:
-                if t - rep.round <= self.late_cap:
-                    late.append(rep.message)
-                else:
-                    dropped.append(f"late result of worker {w} from round {rep.round} too old")
-            if w not in self.dead:
-                self._launch(w, t, wref)  # free again: send it the current round
-
-        if self.busy:  # non-blocking sweep of results that arrived between rounds
-            refs = {ref: (w, rnd) for w, (ref, rnd) in self.busy.items()}
-            done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
-            for ref in done:
-                handle(refs[ref][0], ref, refs[ref][1])
-        for w in self.live():
-            if w not in self.busy:
-                self._launch(w, t, wref)
-
-        limit, ready = self.limit(), False
-        while True:
-            if self.scheme.ready(arrived):
-                ready = True
-                break
-            if not self.busy:
-                break  # every live worker answered: decode best-effort from what came
-            remaining = None
-            if limit is not None:
-                remaining = limit - (time.perf_counter() - start)
-                if remaining <= 0:
-                    break
-            refs = {ref: (w, rnd) for w, (ref, rnd) in self.busy.items()}
-            done, rest = ray.wait(list(refs), num_returns=1, timeout=remaining)
-            if not done:
-                break  # deadline
-            if rest:  # take every result already in with one more call, in arrival order
-                done += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-            for ref in done:
-                handle(refs[ref][0], ref, refs[ref][1])
-                if self.scheme.ready(arrived):
-                    break
-
-        # Could the stop rule have been met (live workers still computing)?
-        decodable = ready or self.scheme.ready(arrived + list(self.busy))
-        duration = (time.perf_counter() - start) / self.scale
-        for w in self.busy:
-            times[w] = np.nextafter(duration, np.inf)
-        if not self.stateful and self.busy:  # late work is useless: stop it
-            for ref, _ in self.busy.values():
-                ray.cancel(ref)
-            self.busy.clear()
-        predicted = self.predicted(t, loads)
-        return RoundOutcome(
-            on_time, late, duration, times, ready, dropped, bool(decodable), predicted
-        )
-
-    def predicted(self, t: int, loads) -> float:
-        """The local backend's (virtual clock's) duration of round ``t`` for this schedule."""
+    def targets(self, t: int, loads) -> np.ndarray:
+        """Round ``t``'s scheduled finishing times (schedule units; dead workers: inf)."""
         sched = self.schedule.times(t, loads).copy()
         sched[sorted(self.dead)] = np.inf
+        return sched
+
+    def predicted(self, t: int, loads) -> tuple[float, float]:
+        """``(calibrated, simulated)`` duration of round ``t`` in schedule units: the
+        scheme's stop rule over the calibrated arrivals (:func:`gradcode.clock.predict_round`),
+        and the local backend's virtual-clock duration for the same schedule."""
+        sched = self.targets(t, loads)
         pt, _ = stop_time(self.scheme, sched, self.deadline)
         if not np.isfinite(pt):  # never ready: everything that arrives is taken
             finite = sched[np.isfinite(sched)]
             pt = float(finite.max()) if finite.size else 0.0
-        return float(pt)
+        real = predict_round(
+            self.scheme,
+            sched * self.time_scale,
+            loads,
+            self.overheads,
+            self.calibration.get("message_bytes", 0.0),
+            None if self.deadline is None else self.deadline * self.scale,
+        )
+        return real / self.scale, float(pt)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -390,7 +402,7 @@ class RayCluster:
             except RayActorError:
                 self.dead.add(w)
                 states.append(None)
-        history = {r: self.ray.get(ref) for r, ref in self.history.items()}
+        history = {r: unship(self.ray.get(ref)) for r, ref in self.history.items()}
         return {
             "worker_states": states,
             "dead": sorted(self.dead),
@@ -411,7 +423,7 @@ class RayCluster:
             except RayActorError:
                 self.dead.add(w)
         self.plan = state.get("plan", self.plan)
-        self.history = {r: self.ray.put(v) for r, v in state.get("history", {}).items()}
+        self.history = {r: self.ray.put(ship(v)) for r, v in state.get("history", {}).items()}
         self.busy.clear()
 
     # ------------------------------------------------------------------ streaming
