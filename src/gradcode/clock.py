@@ -326,3 +326,35 @@ def fit_overheads(
         message=message, master=master, per_byte=per_byte,
         launch=tuple(launch), compute=tuple(compute), per_partition=tuple(per_part),
     )  # fmt: skip
+
+
+def merge_late_times(records: list[dict]) -> list[dict]:
+    """Round records with every late worker's time filled in.
+
+    A Ray round ends before its stragglers finish; their times become known
+    later and are logged in a later record as ``late_times``: ``[round, worker,
+    time, compute]`` each, ``time`` on round ``round``'s clock.  This puts them
+    into that round's ``worker_times`` (and ``worker_compute``), so a run folder
+    replays like a measured trace.  The records are copied, not modified.
+
+    >>> recs = [{"round": 0, "worker_times": [1.0, None]},
+    ...         {"round": 1, "worker_times": [2.0, 2.5], "late_times": [[0, 1, 3.5, 0.1]]}]
+    >>> [r["worker_times"] for r in merge_late_times(recs)]
+    [[1.0, 3.5], [2.0, 2.5]]
+    """
+    out = [dict(r) for r in records]
+    by_round = {r.get("round"): r for r in out}
+    for r in out:
+        for entry in r.get("late_times") or ():
+            rnd, w, at = entry[0], int(entry[1]), entry[2]
+            target = by_round.get(rnd)
+            times = None if target is None else target.get("worker_times")
+            if not isinstance(times, list) or not 0 <= w < len(times):
+                continue
+            target["worker_times"] = times = list(times)
+            times[w] = at
+            comp = target.get("worker_compute")
+            if isinstance(comp, list) and len(entry) > 3 and 0 <= w < len(comp):
+                target["worker_compute"] = comp = list(comp)
+                comp[w] = entry[3]
+    return out

@@ -38,6 +38,8 @@ and in ``summary.json`` (``startup_seconds``), never as part of a round.
 from __future__ import annotations
 
 import time
+from collections import deque
+from dataclasses import replace
 
 import numpy as np
 
@@ -73,6 +75,38 @@ def _collect(ray, refs: dict, round_wall: float):
     return out
 
 
+class OverheadTracker:
+    """The warm-up's measurements plus those of the latest rounds -> current overheads.
+
+    Every on-time reply of a training round measures its worker's launch, compute
+    and way back just as the warm-up does; the prediction of round ``t`` uses the
+    warm-up and rounds ``< t`` only (the last ``window`` rounds' worth), so it
+    follows a machine whose load changes and never sees the round it predicts.
+    Launch and compute are per worker over both sets (a worker that is never on
+    time keeps its warm-up values); the way back is the median of the rounds'
+    own measurements once there are ``n / 2`` of them (real results arrive spread
+    out by their delays, unlike the warm-up's, which queue at the master), else
+    the warm-up's lower quartile.
+    """
+
+    def __init__(self, n: int, warmup: list, tiny: list, window: int = 10) -> None:
+        self.n, self.warmup, self.tiny = n, list(warmup), list(tiny)
+        self.recent: deque = deque(maxlen=max(window * n, 1))
+
+    def observe(self, sample: tuple) -> None:
+        """One reply: ``(worker, load, launch, compute, back, nbytes)``."""
+        self.recent.append(sample)
+
+    def current(self) -> Overheads:
+        over = fit_overheads(self.warmup + list(self.recent), self.tiny, n=self.n)
+        if len(self.recent) < max(self.n // 2, 1):
+            return over
+        back = float(np.median([s[4] for s in self.recent]))
+        nbytes = float(np.median([s[5] for s in self.recent]))
+        message = max(back - nbytes * over.per_byte, 0.0)
+        return replace(over, message=message)
+
+
 def calibrate(cluster, weights, rounds: int = WARMUP_ROUNDS) -> tuple[Overheads, dict]:
     """Measure ``cluster``'s overheads (see the module docstring); ``(overheads, info)``
     with ``info`` the numbers logged (medians in seconds, message bytes, decode)."""
@@ -95,6 +129,7 @@ def calibrate(cluster, weights, rounds: int = WARMUP_ROUNDS) -> tuple[Overheads,
         refs = {cluster.actors[w].echo.remote(probe): w for w in live}
         for w, (started, finished, _), arrived in _collect(ray, refs, wall):
             tiny.append((w, 0, started - wall, 0.0, arrived - finished, float(probe.nbytes)))
+    cluster.tracker = OverheadTracker(cluster.n, samples, tiny)
     decode = _decode_seconds(cluster.scheme, last)
     over = fit_overheads(samples, tiny, n=cluster.n)
     S = np.asarray(samples, dtype=float).reshape(-1, 6)

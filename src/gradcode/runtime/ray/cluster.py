@@ -161,7 +161,9 @@ class RayCluster:
         self.history: dict[int, object] = {}  # sequential: round -> ObjectRef of its weights
         self.round_wall: dict[int, float] = {}  # round -> wall clock at its start (late times)
         self.late_times: list[list] = []  # [round, worker, time, compute] resolved since last round
+        self.cancelled: list[tuple] = []  # (worker, ref, round) of cancelled calls
         self.overheads, self.calibration = Overheads(), {}
+        self.tracker = None  # OverheadTracker, set by the calibration
         self._owns_ray = connect(address)
         self.startup = {"connect": round(time.perf_counter() - t_start, 3)}
         try:
@@ -281,8 +283,7 @@ class RayCluster:
         except RayActorError:
             self.mark_dead(w, notes)
             return "dead"
-        if getattr(rep, "unsent", None) is not None:  # an earlier cancelled call's finish
-            rnd, finish, compute = rep.unsent
+        for rnd, finish, compute in getattr(rep, "unsent", ()):  # earlier cancelled calls
             self.resolve_late(rnd, w, finish, compute)
         if getattr(rep, "message", None) is not None:
             from dataclasses import replace
@@ -297,11 +298,13 @@ class RayCluster:
         start = self.round_wall.get(rnd)
         if start is None:
             return
-        back = self.overheads.message + self.calibration.get("message_bytes", 0.0) * (
-            self.overheads.per_byte
-        )
-        at = (finished - start + back) / self.scale
+        at = (finished - start + self.back()) / self.scale
         self.late_times.append([int(rnd), int(w), round(at, 9), round(float(compute), 6)])
+
+    def back(self) -> float:
+        """The calibrated way back of one message (seconds), from actor to master."""
+        nbytes = self.calibration.get("message_bytes", 0.0)
+        return self.overheads.message + nbytes * self.overheads.per_byte
 
     def round_log(self, t: int, times, loads, compute=None, simulated=None) -> dict:
         """The record fields of round ``t``: per-worker times (``None``: not reported
@@ -346,6 +349,8 @@ class RayCluster:
             self.startup["total"] = round(
                 sum(v for k, v in self.startup.items() if k != "total"), 3
             )
+        if self.tracker is not None:  # overheads from the warm-up and rounds < t
+            self.overheads = self.tracker.current()
         try:
             self._sweep_starting(notes)
             if self.chunked:

@@ -109,6 +109,7 @@ def run_plain(cluster, t: int, weights, dropped: list[str]) -> RoundOutcome:
     compute = np.full(cluster.n, np.nan)
     arrived: list[int] = []  # senders of finite on-time messages (count for ready)
     loads = np.full(cluster.n, float(getattr(cluster.scheme, "load", 1)))
+    nbytes = cluster.calibration.get("message_bytes", 0.0)
 
     def handle(w: int, ref, rnd: int) -> None:
         del cluster.busy[w]
@@ -123,6 +124,10 @@ def run_plain(cluster, t: int, weights, dropped: list[str]) -> RoundOutcome:
                     arrived.append(w)
                 times[w] = logged[w] = (time.perf_counter() - start) / cluster.scale
                 compute[w] = rep.compute_seconds
+                if cluster.tracker is not None:  # this round's own overheads, for later rounds
+                    back = time.time() - rep.finished
+                    launch = rep.started - cluster.round_wall[t]
+                    cluster.tracker.observe((w, loads[w], launch, compute[w], back, nbytes))
             return
         if rep is not None and rep.message is not None:
             cluster.resolve_late(rnd, w, rep.finished, rep.compute_seconds)
@@ -134,6 +139,7 @@ def run_plain(cluster, t: int, weights, dropped: list[str]) -> RoundOutcome:
         if w not in cluster.dead:
             cluster._launch(w, t, wref)  # free again: send it the current round
 
+    sweep_cancelled(cluster)
     if cluster.busy:  # non-blocking sweep of results that arrived between rounds
         refs = {ref: (w, rnd) for w, (ref, rnd) in cluster.busy.items()}
         done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
@@ -172,14 +178,57 @@ def run_plain(cluster, t: int, weights, dropped: list[str]) -> RoundOutcome:
     for w in cluster.busy:
         times[w] = np.nextafter(duration, np.inf)
     if not cluster.stateful and cluster.busy:  # late work is useless: stop it
-        for ref, _ in cluster.busy.values():
-            ray.cancel(ref)
-        cluster.busy.clear()
+        stop_late_calls(cluster, t, logged)
     predicted, simulated = cluster.predicted(t, loads)
     log = cluster.round_log(t, logged, loads, compute, simulated)
     return RoundOutcome(
         on_time, late, duration, times, ready, dropped, bool(decodable), predicted, log
     )
+
+
+def stop_late_calls(cluster, t: int, logged: np.ndarray) -> None:
+    """End a stateless round's outstanding calls: results already in are only timed
+    (into ``logged``); the others are cancelled (their actors report when they would
+    have finished; a call that finished before its cancel is read next round)."""
+    ray = cluster.ray
+    refs = {ref: w for w, (ref, _) in cluster.busy.items()}
+    done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+    start = cluster.round_wall[t]
+    for ref in done:
+        rep = cluster.get(refs[ref], ref, [])
+        if rep is not None and rep != "dead" and rep.message is not None:
+            logged[refs[ref]] = (rep.finished - start + cluster.back()) / cluster.scale
+    for ref, w in refs.items():
+        if ref not in done:
+            ray.cancel(ref)
+            cluster.cancelled.append((w, ref, t))
+    cluster.busy.clear()
+
+
+def sweep_cancelled(cluster) -> None:
+    """Cancelled calls that finished anyway (before their cancel arrived): time them."""
+    from ray.exceptions import RayActorError, TaskCancelledError
+
+    if not cluster.cancelled:
+        return
+    ray, keep = cluster.ray, []
+    done, _ = ray.wait([r for _, r, _ in cluster.cancelled], timeout=0,
+                       num_returns=len(cluster.cancelled))  # fmt: skip
+    done = set(done)
+    for w, ref, rnd in cluster.cancelled:
+        if ref not in done:
+            if rnd in cluster.round_wall:
+                keep.append((w, ref, rnd))
+            continue
+        try:
+            rep = ray.get(ref)
+        except (TaskCancelledError, RayActorError):
+            continue
+        if getattr(rep, "message", None) is not None:
+            cluster.resolve_late(rnd, w, rep.finished, rep.compute_seconds)
+        for r, finish, compute in getattr(rep, "unsent", ()):
+            cluster.resolve_late(r, w, finish, compute)
+    cluster.cancelled = keep
 
 
 def run_chunked(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:

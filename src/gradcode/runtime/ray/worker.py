@@ -87,9 +87,9 @@ class Reply:
     finite: bool = True  # the payload has no NaN/Inf (checked here, off the master's path)
     started: float = 0.0  # wall clock (time.time()) when the call started on the actor
     finished: float = 0.0  # wall clock when the actor returned
-    #: An earlier call cancelled while it waited: ``(round, wall clock at which it would
-    #: have finished, compute seconds)``.
-    unsent: tuple | None = None
+    #: Earlier calls cancelled while they waited: ``(round, wall clock at which it would
+    #: have finished, compute seconds)`` each.
+    unsent: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class WorkerActor:
         import at once (``"torch"``: the import overlaps with the master's work)."""
         for module in preload:
             __import__(module)
-        self.w, self.unsent, self.scheme = w, None, None
+        self.w, self.unsent, self.scheme = w, [], None
         if scheme is not None:
             self.configure(w, scheme, task, schedule, nan, threads)
 
@@ -184,7 +184,7 @@ class WorkerActor:
         if "torch" in sys.modules:  # the payload is a torch task (unpickling imported torch)
             sys.modules["torch"].set_num_threads(threads)
         self.w, self.scheme, self.schedule, self.nan = w, scheme, schedule, nan
-        self.task, self.unsent = task, None
+        self.task, self.unsent = task, []
         self.state = scheme.init_worker(w)
         return w
 
@@ -229,8 +229,8 @@ class WorkerActor:
             msg = replace(msg, vector=as_array(msg.vector))
         return state, ship_message(msg), ok
 
-    def _unsent(self):
-        unsent, self.unsent = getattr(self, "unsent", None), None
+    def _unsent(self) -> tuple:
+        unsent, self.unsent = tuple(getattr(self, "unsent", ())), []
         return unsent
 
     async def round(self, t: int, weights, time_scale: float) -> Reply:
@@ -247,7 +247,7 @@ class WorkerActor:
         try:
             await self._sleep_until(start, target * time_scale)
         except asyncio.CancelledError:  # the round ended without this result
-            self.unsent = (t, wall + max(spent, target * time_scale), spent)
+            self.unsent.append((t, wall + max(spent, target * time_scale), spent))
             raise
         return Reply(self.w, t, msg, spent, len(plan), ok, wall, time.time(), self._unsent())
 
