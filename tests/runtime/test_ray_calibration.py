@@ -24,8 +24,8 @@ from gradcode.runtime.run import run  # noqa: E402
 
 
 def _cfg(**kw):
-    base = dict(scheme="frc", workers=4, stragglers=1, rounds=12, eval_every=12,
-                backend="ray", time_scale=0.02, delay=DelaySpec("shifted-exp:a=1,mu=1"))  # fmt: skip
+    base = dict(scheme="frc", workers=4, stragglers=1, rounds=12, eval_every=12, backend="ray",
+                time_scale=0.02, delay=DelaySpec("shifted-exp:a=1,mu=1"))  # fmt: skip
     base.update(kw)
     return RunConfig(**base)
 
