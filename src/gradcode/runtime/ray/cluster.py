@@ -381,9 +381,11 @@ class RayCluster:
         if not np.isfinite(pt):  # never ready: everything that arrives is taken
             finite = sched[np.isfinite(sched)]
             pt = float(finite.max()) if finite.size else 0.0
+        fin, target = np.isfinite(sched), np.full(self.n, np.inf)
+        target[fin] = sched[fin] * self.time_scale  # real seconds (0 without delays)
         real = predict_round(
             self.scheme,
-            sched * self.time_scale,
+            target,
             loads,
             self.overheads,
             self.calibration.get("message_bytes", 0.0),

@@ -308,7 +308,8 @@ def _chunked_prediction(cluster, finish: np.ndarray) -> float:
     frac = np.arange(1, width + 1) / width
     arr = launch[:, None] + back + np.maximum(compute[:, None] * frac, finish)
     arr = np.where(np.isfinite(finish), arr, np.inf)
-    steps = np.diff(np.concatenate([np.zeros((n, 1)), arr], axis=1), axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf after a worker's last chunk: nan -> inf
+        steps = np.diff(np.concatenate([np.zeros((n, 1)), arr], axis=1), axis=1)
     steps = np.where(np.isnan(steps), np.inf, steps)
     t = float(sch.chunk_completion_time(steps[None])[0])
     if cluster.deadline is not None:
