@@ -93,12 +93,13 @@ def test_tracker_learns_the_way_back_from_rounds_and_keeps_warmup_for_silent_wor
     warm = [(w, 1, 0.01 * w, 0.02, 0.050, 1e3) for w in range(4) for _ in range(3)]
     tr = OverheadTracker(4, warm, tiny=[])
     assert tr.current().message == pytest.approx(0.050)
-    for w in (0, 1):  # only workers 0 and 1 report in the rounds, uncongested
-        tr.observe((w, 1, 0.02 * w, 0.02, 0.002, 1e3))
-    o = tr.current()
+    for _ in range(6):  # only workers 0 and 1 report in the rounds, uncongested
+        for w in (0, 1):
+            tr.observe((w, 1, 0.02 * w, 0.02, 0.002, 1e3))
+    o = tr.current()  # 12 new replies >= 3 n: refitted
     assert o.message == pytest.approx(0.002)
     assert o.launch[3] == pytest.approx(0.03)  # never observed: the warm-up's value
-    assert o.launch[1] == pytest.approx(0.01)  # median of 3 x 0.01 and 0.02
+    assert o.launch[1] == pytest.approx(0.02)  # median of 3 x 0.01 and 6 x 0.02
 
 
 def test_merge_late_times_fills_the_right_round_and_copies():

@@ -92,12 +92,21 @@ class OverheadTracker:
     def __init__(self, n: int, warmup: list, tiny: list, window: int = 10) -> None:
         self.n, self.warmup, self.tiny = n, list(warmup), list(tiny)
         self.recent: deque = deque(maxlen=max(window * n, 1))
+        self._fitted, self._new = None, 0
 
     def observe(self, sample: tuple) -> None:
         """One reply: ``(worker, load, launch, compute, back, nbytes)``."""
         self.recent.append(sample)
+        self._new += 1
 
     def current(self) -> Overheads:
+        """The overheads to predict the next round with; refitted once about three rounds'
+        worth of new replies (``3 n``) came in, so the master spends ~0.1 ms a round here."""
+        if self._fitted is None or self._new >= 3 * self.n:
+            self._fitted, self._new = self._fit(), 0
+        return self._fitted
+
+    def _fit(self) -> Overheads:
         over = fit_overheads(self.warmup + list(self.recent), self.tiny, n=self.n)
         if len(self.recent) < max(self.n // 2, 1):
             return over

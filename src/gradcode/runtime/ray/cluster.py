@@ -72,7 +72,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from ...clock import Overheads, predict_round
-from ..cluster import RoundOutcome, Schedule, stop_time, worker_fields
+from ..cluster import RoundOutcome, Schedule, stop_time
 from ..loop import TrainingStopped
 from .calibrate import calibrate as measure_overheads
 from .connect import (
@@ -85,8 +85,17 @@ from .connect import (
     kill_actors,
     local_node_alive,
 )
+from .pool import EarlyWorkers
 from .rounds import consume_stream, run_chunked, run_plain, run_sequential
-from .worker import WorkerActor, placement_of, ship, unship, unship_message, worker_payloads
+from .worker import (
+    ACTOR_OPTIONS,
+    WorkerActor,
+    placement_of,
+    ship,
+    unship,
+    unship_message,
+    worker_payloads,
+)
 
 __all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream", "placement_of"]
 
@@ -164,12 +173,18 @@ class RayCluster:
         self.cancelled: list[tuple] = []  # (worker, ref, round) of cancelled calls
         self.overheads, self.calibration = Overheads(), {}
         self.tracker = None  # OverheadTracker, set by the calibration
-        self._owns_ray = connect(address)
+        early = actors if isinstance(actors, EarlyWorkers) else None
+        self._owns_ray = connect(address) or (early is not None and early.owns_ray)
         self.startup = {"connect": round(time.perf_counter() - t_start, 3)}
+        if early is not None:
+            self.startup["connect"] = round(early.connect_seconds, 3)
+            early.owns_ray, actors = False, early.actors  # the cluster owns both now
         try:
             t0 = time.perf_counter()
             self._start(task, actor_options, actors)
             self.startup["actors"] = round(time.perf_counter() - t0, 3)
+            if early is not None:  # created before the task: part of their start-up overlapped
+                self.startup["actors_since_created"] = round(time.perf_counter() - early.created, 3)
             self._calibrate_pending = calibrate
             init = getattr(task, "initial_weights", None)
             if calibrate and init is not None:  # else at the first round, with its weights
@@ -177,7 +192,9 @@ class RayCluster:
         except Exception:
             self.close()
             raise
-        self.startup["total"] = round(sum(self.startup.values()), 3)
+        self.startup["total"] = round(
+            sum(v for k, v in self.startup.items() if k != "actors_since_created"), 3
+        )
         self._startup_logged = False
 
     def _calibrate(self, weights) -> None:
@@ -194,7 +211,7 @@ class RayCluster:
 
     def _start(self, task, actor_options, actors) -> None:
         ray = self.ray
-        base = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_concurrency": 4}
+        base = dict(ACTOR_OPTIONS)
         if isinstance(actor_options, dict) or actor_options is None:
             per = [dict(actor_options or {})] * self.n
         else:
@@ -214,8 +231,13 @@ class RayCluster:
             self.actors = list(actors)
             pings = [
                 a.configure.remote(
-                    w, self._scheme_ref, self.payloads[w], self._schedule_ref, w in self.nan
-                )
+                    w,
+                    self._scheme_ref,
+                    self.payloads[w],
+                    self._schedule_ref,
+                    w in self.nan,
+                    warm=True,
+                )  # fmt: skip
                 for w, a in enumerate(self.actors)
             ]
         else:  # all created at once: their start-ups run concurrently
@@ -306,26 +328,6 @@ class RayCluster:
         nbytes = self.calibration.get("message_bytes", 0.0)
         return self.overheads.message + nbytes * self.overheads.per_byte
 
-    def round_log(self, t: int, times, loads, compute=None, simulated=None) -> dict:
-        """The record fields of round ``t``: per-worker times (``None``: not reported
-        in this round -- a late one is resolved in a later record's ``late_times``),
-        loads, compute seconds; late times resolved since the last round; start-up and
-        calibration in the first round of this cluster; the virtual clock's duration."""
-        log = worker_fields(times, loads, compute)
-        if self.late_times:
-            log["late_times"], self.late_times = self.late_times, []
-        if simulated is not None:
-            log["simulated_duration"] = round(float(simulated), 9)
-        if not self._startup_logged:
-            self._startup_logged = True
-            log["startup_seconds"] = self.startup.get("total", 0.0)
-            log["startup"] = dict(self.startup)
-            if self.calibration:
-                log["calibration"] = dict(self.calibration)
-        for r in [r for r in self.round_wall if r < t - self.late_cap - 2]:
-            del self.round_wall[r]
-        return log
-
     # ------------------------------------------------------------------ rounds
 
     @property
@@ -347,7 +349,10 @@ class RayCluster:
         if self._calibrate_pending:  # a task without initial weights: calibrate with these
             self._calibrate(weights)
             self.startup["total"] = round(
-                sum(v for k, v in self.startup.items() if k != "total"), 3
+                sum(
+                    v for k, v in self.startup.items() if k not in ("total", "actors_since_created")
+                ),
+                3,
             )
         if self.tracker is not None:  # overheads from the warm-up and rounds < t
             self.overheads = self.tracker.current()

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..cluster import RoundOutcome
+from ..cluster import RoundOutcome, worker_fields
 from .connect import import_ray
 from .worker import finite as finite_vector
 from .worker import ship, unship_message
@@ -95,6 +95,27 @@ def consume_stream(
             continue
         received.append(item)
     return received, predicate(received)
+
+
+def round_log(cluster, t: int, times, loads, compute=None, simulated=None) -> dict:
+    """The record fields of round ``t``: per-worker times (``None``: not reported
+    in this round -- a late one is resolved in a later record's ``late_times``),
+    loads, compute seconds; late times resolved since the last round; start-up and
+    calibration in the first round of this cluster; the virtual clock's duration."""
+    log = worker_fields(times, loads, compute)
+    if cluster.late_times:
+        log["late_times"], cluster.late_times = cluster.late_times, []
+    if simulated is not None:
+        log["simulated_duration"] = round(float(simulated), 9)
+    if not cluster._startup_logged:
+        cluster._startup_logged = True
+        log["startup_seconds"] = cluster.startup.get("total", 0.0)
+        log["startup"] = dict(cluster.startup)
+        if cluster.calibration:
+            log["calibration"] = dict(cluster.calibration)
+    for r in [r for r in cluster.round_wall if r < t - cluster.late_cap - 2]:
+        del cluster.round_wall[r]
+    return log
 
 
 def run_plain(cluster, t: int, weights, dropped: list[str]) -> RoundOutcome:
@@ -180,7 +201,7 @@ def run_plain(cluster, t: int, weights, dropped: list[str]) -> RoundOutcome:
     if not cluster.stateful and cluster.busy:  # late work is useless: stop it
         stop_late_calls(cluster, t, logged)
     predicted, simulated = cluster.predicted(t, loads)
-    log = cluster.round_log(t, logged, loads, compute, simulated)
+    log = round_log(cluster, t, logged, loads, compute, simulated)
     return RoundOutcome(
         on_time, late, duration, times, ready, dropped, bool(decodable), predicted, log
     )
@@ -293,7 +314,7 @@ def run_chunked(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
         except Exception:  # already finished
             pass
     load = [len(p) * float(getattr(sch, "chunk_load", 1.0)) for p in sch.placement]
-    log = cluster.round_log(t, np.where(times > duration, np.nan, times), load, None, simulated)
+    log = round_log(cluster, t, np.where(times > duration, np.nan, times), load, None, simulated)
     return RoundOutcome(msgs, [], duration, times, ready, notes, bool(possible), predicted, log)
 
 
@@ -401,5 +422,5 @@ def run_sequential(cluster, t: int, weights, notes: list[str]) -> RoundOutcome:
     cluster.busy.clear()
     cluster.plan = sch.advance(plan, t, sch.by_job(plan, t, sorted(answered)))
     cluster.history = {r: v for r, v in cluster.history.items() if r > t - sch.delay - 1}
-    log = cluster.round_log(t, logged, np.full(cluster.n, float(sch.load)), compute, simulated)
+    log = round_log(cluster, t, logged, np.full(cluster.n, float(sch.load)), compute, simulated)
     return RoundOutcome(msgs, [], duration, times, ready, notes, ready, predicted, log)

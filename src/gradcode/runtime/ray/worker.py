@@ -41,6 +41,10 @@ from dataclasses import dataclass, replace
 
 from ..oracle import oracle_methods, partition_gradients
 
+#: Ray options of every worker actor (no CPU reservation: delays are sleeps; spread over
+#: the nodes; a few concurrent calls, e.g. a round and a state fetch).
+ACTOR_OPTIONS = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_concurrency": 4}
+
 
 def placement_of(scheme, worker: int) -> tuple[int, ...] | None:
     """The partitions ``worker`` stores (``None``: unknown, keep all data)."""
@@ -179,14 +183,16 @@ class WorkerActor:
         if scheme is not None:
             self.configure(w, scheme, task, schedule, nan, threads)
 
-    def configure(self, w: int, scheme, task, schedule, nan: bool, threads: int = 1) -> int:
-        """(Re)load everything a run needs; an existing actor can serve a new run."""
+    def configure(self, w: int, scheme, task, schedule, nan: bool, threads: int = 1,
+                  warm: bool = False) -> int:  # fmt: skip
+        """(Re)load everything a run needs; an existing actor can serve a new run.
+        ``warm``: then :meth:`ping` with ``warm=True``."""
         if "torch" in sys.modules:  # the payload is a torch task (unpickling imported torch)
             sys.modules["torch"].set_num_threads(threads)
         self.w, self.scheme, self.schedule, self.nan = w, scheme, schedule, nan
         self.task, self.unsent = task, []
         self.state = scheme.init_worker(w)
-        return w
+        return self.ping(True) if warm else w
 
     def ping(self, warm: bool = False) -> int:
         """Ready check; ``warm=True`` also computes (and discards) one gradient of the
