@@ -51,17 +51,17 @@ def test_startup_is_logged_apart_and_rounds_carry_worker_times(ray_session, tmp_
     for r in recs:
         assert r["predicted_duration"] > 0 and r["simulated_duration"] > 0
         assert len(r["worker_times"]) == len(r["worker_load"]) == len(r["worker_compute"]) == 4
-        on_time = [x for x in r["worker_times"] if x is not None]
+        on_time = [x for x in r["worker_times"] if x is not None and x <= r["duration"] + 1e-6]
         assert len(on_time) >= 2  # frc decodes from the first of each of its 2 groups
-        assert all(x <= r["duration"] + 1e-6 for x in on_time)
-    # stragglers' times come later and land after their round's end
-    late = [e for r in recs for e in r.get("late_times", [])]
-    assert late
+    # stragglers' times (after their round's end) are known in their own record or come in
+    # a later one's late_times; merged, every worker of every round has a time
     by_round = {r["round"]: r for r in recs}
+    late = [e for r in recs for e in r.get("late_times", [])]
     assert all(e[2] > by_round[e[0]]["duration"] * 0.5 for e in late)
     merged = merge_late_times(recs)
-    missing = sum(x is None for r in merged[:-1] for x in r["worker_times"])
-    assert missing < sum(x is None for r in recs[:-1] for x in r["worker_times"])
+    stragglers = [x for r in merged for x in r["worker_times"] if x and x > r["duration"]]
+    assert stragglers
+    assert sum(x is None for r in merged for x in r["worker_times"]) <= 2
     assert res.rounds == 12
 
 

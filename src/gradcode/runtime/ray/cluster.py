@@ -470,7 +470,7 @@ class RayCluster:
 
     def close(self) -> None:
         kill_actors(self.actors)
-        self.actors, self.busy, self.starting = [], {}, {}
+        self.actors, self.busy, self.starting, self.cancelled = [], {}, {}, []
         if self._owns_ray:
             disconnect()
             self._owns_ray = False

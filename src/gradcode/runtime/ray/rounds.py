@@ -199,7 +199,7 @@ def run_plain(cluster, t: int, weights, dropped: list[str]) -> RoundOutcome:
     for w in cluster.busy:
         times[w] = np.nextafter(duration, np.inf)
     if not cluster.stateful and cluster.busy:  # late work is useless: stop it
-        stop_late_calls(cluster, t, logged)
+        stop_late_calls(cluster, t, logged, compute)
     predicted, simulated = cluster.predicted(t, loads)
     log = round_log(cluster, t, logged, loads, compute, simulated)
     return RoundOutcome(
@@ -207,10 +207,11 @@ def run_plain(cluster, t: int, weights, dropped: list[str]) -> RoundOutcome:
     )
 
 
-def stop_late_calls(cluster, t: int, logged: np.ndarray) -> None:
+def stop_late_calls(cluster, t: int, logged: np.ndarray, compute: np.ndarray) -> None:
     """End a stateless round's outstanding calls: results already in are only timed
-    (into ``logged``); the others are cancelled (their actors report when they would
-    have finished; a call that finished before its cancel is read next round)."""
+    (into ``logged`` and ``compute``); the others are abandoned (:meth:`WorkerActor.abandon`: they
+    return at once, without their message, stamped with when they would have finished;
+    read at the next rounds, :func:`sweep_cancelled`)."""
     ray = cluster.ray
     refs = {ref: w for w, (ref, _) in cluster.busy.items()}
     done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
@@ -221,9 +222,20 @@ def stop_late_calls(cluster, t: int, logged: np.ndarray) -> None:
             logged[refs[ref]] = (rep.finished - start + cluster.back()) / cluster.scale
     for ref, w in refs.items():
         if ref not in done:
-            ray.cancel(ref)
+            cluster.actors[w].abandon.remote(t)
             cluster.cancelled.append((w, ref, t))
     cluster.busy.clear()
+    if t == getattr(cluster.schedule, "rounds", 0) - 1:  # the last round: no later record
+        pending = [r for _, r, rnd in cluster.cancelled if rnd == t]
+        ray.wait(pending, num_returns=len(pending), timeout=LAST_ROUND_WAIT)
+    sweep_cancelled(cluster)  # abandoned calls of earlier rounds that returned meanwhile
+    for rnd, w, at, comp in [e for e in cluster.late_times if e[0] == t]:
+        logged[w], compute[w] = at, comp  # this round's own: straight into its record
+        cluster.late_times.remove([rnd, w, at, comp])
+
+
+#: Seconds the last round waits for its abandoned calls' finishing times.
+LAST_ROUND_WAIT = 2.0
 
 
 def sweep_cancelled(cluster) -> None:
@@ -245,7 +257,7 @@ def sweep_cancelled(cluster) -> None:
             rep = ray.get(ref)
         except (TaskCancelledError, RayActorError):
             continue
-        if getattr(rep, "message", None) is not None:
+        if getattr(rep, "message", None) is not None or getattr(rep, "abandoned", False):
             cluster.resolve_late(rnd, w, rep.finished, rep.compute_seconds)
         for r, finish, compute in getattr(rep, "unsent", ()):
             cluster.resolve_late(r, w, finish, compute)

@@ -16,8 +16,10 @@ the result may be reported (``target``); compute time already spent counts
 towards it, so a worker never finishes *before* its compute is done.
 ``inf`` means crashed for that call: nothing is computed or sent.  A call
 cancelled while it waits (a stateless scheme's straggler, after the round
-ended) remembers when it would have finished and says so in its next reply
-(:attr:`Reply.unsent`), so the master can log every worker's finishing time.
+ended) is *abandoned* by the master (:meth:`WorkerActor.abandon`): it returns at
+once, without its message, stamped with when it would have finished
+(:attr:`Reply.abandoned`), so the master can log every worker's finishing time;
+a call cancelled outright says so in its next reply (:attr:`Reply.unsent`).
 
 Zero-copy vectors: weights and message vectors that are CPU torch tensors
 travel as :class:`Shipped` NumPy views (:func:`ship`), which Ray stores with
@@ -94,6 +96,9 @@ class Reply:
     #: Earlier calls cancelled while they waited: ``(round, wall clock at which it would
     #: have finished, compute seconds)`` each.
     unsent: tuple = ()
+    #: The master abandoned the call (:meth:`WorkerActor.abandon`): ``message`` is None and
+    #: ``finished`` is when it would have finished.
+    abandoned: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,7 @@ class WorkerActor:
         for module in preload:
             __import__(module)
         self.w, self.unsent, self.scheme = w, [], None
+        self.abandoned, self.waiting = set(), {}
         if scheme is not None:
             self.configure(w, scheme, task, schedule, nan, threads)
 
@@ -191,6 +197,7 @@ class WorkerActor:
             sys.modules["torch"].set_num_threads(threads)
         self.w, self.scheme, self.schedule, self.nan = w, scheme, schedule, nan
         self.task, self.unsent = task, []
+        self.abandoned, self.waiting = set(), {}
         self.state = scheme.init_worker(w)
         return self.ping(True) if warm else w
 
@@ -250,12 +257,40 @@ class WorkerActor:
             return Reply(self.w, t, None, 0.0, len(plan), True, wall, time.time(), self._unsent())
         self.state, msg, ok = self._message(plan, weights, t)
         spent = time.perf_counter() - start
+        finish = wall + max(spent, target * time_scale)  # when it is due, wall clock
         try:
-            await self._sleep_until(start, target * time_scale)
-        except asyncio.CancelledError:  # the round ended without this result
-            self.unsent.append((t, wall + max(spent, target * time_scale), spent))
+            if await self._wait_unless_abandoned(t, start, target * time_scale):
+                # the round ended without it: say when it would have finished, send nothing
+                return Reply(self.w, t, None, spent, len(plan), ok, wall, finish, abandoned=True)
+        except asyncio.CancelledError:  # cancelled instead (a checkpoint, detach, close)
+            self.unsent.append((t, finish, spent))
             raise
         return Reply(self.w, t, msg, spent, len(plan), ok, wall, time.time(), self._unsent())
+
+    async def _wait_unless_abandoned(self, t: int, start: float, target: float) -> bool:
+        """Sleep until ``target`` seconds after ``start``; True at once if round ``t`` is
+        (or gets) abandoned by the master (:meth:`abandon`)."""
+        if t in self.abandoned:
+            return True
+        wait = target - (time.perf_counter() - start)
+        if wait <= 0:
+            return False
+        event = self.waiting[t] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), timeout=wait)
+            return True
+        except TimeoutError:
+            return t in self.abandoned
+        finally:
+            self.waiting.pop(t, None)
+
+    async def abandon(self, t: int) -> None:
+        """The master's round ``t`` ended without this worker's call: the call returns now,
+        without its message, stamped with when it would have finished."""
+        self.abandoned.add(t)
+        self.abandoned = {r for r in self.abandoned if r > t - 8}
+        if t in self.waiting:
+            self.waiting[t].set()
 
     async def warmup(self, weights, t: int, fresh: bool = False) -> Reply:
         """Calibration: round ``t`` of this worker on a scratch copy of its state (``fresh``:
