@@ -165,6 +165,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--num-cpus", type=int, default=2)
     ap.add_argument("--gradcode-repeats", type=int, default=2)
+    ap.add_argument("--startup-concurrency", type=int, default=0,
+                    help="Ray's worker_maximum_startup_concurrency (0: Ray's default)")  # fmt: skip
     args = ap.parse_args()
     imports = fresh_imports(["ray", "torch", "gradcode.task", WORKER_MODULE])
     print("fresh interpreter, one import at a time (wall s / CPU s):")
@@ -172,12 +174,14 @@ def main() -> None:
         print(f"  import {mod:<30} {w:6.2f} / {c:5.2f}")
     blob = payload(args.n)
     t0 = time.perf_counter()
+    system = {"worker_maximum_startup_concurrency": args.startup_concurrency}
     ray.init(
         address="local",
         num_cpus=args.num_cpus,
         include_dashboard=False,
         log_to_driver=False,
         _node_ip_address="127.0.0.1",
+        _system_config=system if args.startup_concurrency else None,
     )
     print(
         f"ray.init (private local instance, num_cpus={args.num_cpus}): "

@@ -22,8 +22,8 @@ of the ``r`` stored gradients, kept in the worker's one preallocated sum buffer.
 With ``r <= 3`` it is re-summed from the stored gradients every round (``r - 1``
 vector additions, no more than an update would cost).  With ``r >= 4`` it is a
 *running sum*: the gradient being replaced is subtracted and the fresh one added
-(two vector passes instead of ``r - 1``; ``bench/train.py``: pgc's worker
-messages at n = 24, s = 3 went from 3.3 to ~2 ms a round), and every ``r``-th
+(two vector passes instead of ``r - 1``; ``bench/pgc_messages.py``: the 24 workers'
+messages at s = 3, d = 110k went from 3.3 to 2.0-2.3 ms a round), and every ``r``-th
 round -- after the warm-up, the filling rounds, a rejoin -- it is re-summed
 exactly.  Between exact sums the message differs from the exact sum by rounding
 only: at most about ``2 (r - 1)`` units in the last place of the largest
