@@ -18,8 +18,9 @@ the reported cells) are grouped into classes of equal
 cell per class trains for real (DGD when the class has it), and every other
 cell is *re-timed*: its ``rounds.jsonl`` is its own replay (its clock,
 arrivals, decoder, residual, staleness, every worker's time and load) with the
-metrics of the trained run at the same rounds, and its ``summary.json`` says ``retimed_from``.  A run
-that stops at its accuracy target stops its class at the same round.
+metrics of the trained run at the same rounds, and its ``summary.json`` says
+``retimed_from``.  A run that stops at its accuracy target stops its class at
+the same round.
 
 Nothing is assumed about any scheme: a class is only what the replay shows.
 ``tests/grid/test_reuse.py`` checks that re-timed cells match cells
