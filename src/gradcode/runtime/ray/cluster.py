@@ -26,8 +26,8 @@ task, schedule -- and imports nothing from the composition root
   them) but do not count towards ``ready``.
 * **Late work.** At most one call is outstanding per worker.  Stateful schemes
   get old results as ``late`` in the round during which they arrive (dropped
-  when more than ``late_cap`` rounds old); stateless codes cancel outstanding
-  calls at the end of each round.
+  when more than ``late_cap`` rounds old); stateless codes abandon outstanding
+  calls at the end of each round (they return at once, without the message).
 * **Failures and rejoin.** A killed actor (or a removed node) surfaces as
   ``RayActorError``: the worker is dead (logged) and never waited for.  With
   ``respawn=True`` (default) a replacement actor is started at once, on any
@@ -42,7 +42,11 @@ task, schedule -- and imports nothing from the composition root
   ``time_scale`` (schedule units plus real overheads); ``times[w]`` is the
   measured arrival, ``inf`` for crashed or dead workers, just above
   ``duration`` for those still running.  With ``time_scale=0`` they are
-  seconds.
+  seconds.  Each round's log fields (:func:`~gradcode.runtime.ray.rounds.round_log`)
+  carry every worker's time (late ones resolved in later records' ``late_times``),
+  the calibrated ``predicted_duration`` and the virtual clock's
+  ``simulated_duration`` (:mod:`~gradcode.runtime.ray.calibrate`); start-up is
+  logged once, in the first round's record, never inside a round.
 * **Losing the cluster.** When this process's Ray node dies (its raylet and
   object store; Ray would terminate the process at its next object-store call)
   or the connection to the cluster breaks, the round raises
@@ -170,7 +174,7 @@ class RayCluster:
         self.history: dict[int, object] = {}  # sequential: round -> ObjectRef of its weights
         self.round_wall: dict[int, float] = {}  # round -> wall clock at its start (late times)
         self.late_times: list[list] = []  # [round, worker, time, compute] resolved since last round
-        self.cancelled: list[tuple] = []  # (worker, ref, round) of cancelled calls
+        self.cancelled: list[tuple] = []  # (worker, ref, round) of abandoned/cancelled calls
         self.overheads, self.calibration = Overheads(), {}
         self.tracker = None  # OverheadTracker, set by the calibration
         early = actors if isinstance(actors, EarlyWorkers) else None
