@@ -239,7 +239,8 @@ LAST_ROUND_WAIT = 2.0
 
 
 def sweep_cancelled(cluster) -> None:
-    """Cancelled calls that finished anyway (before their cancel arrived): time them."""
+    """Abandoned calls (and cancelled ones that finished before their cancel arrived) that
+    have returned: their workers' finishing times go into ``late_times``."""
     from ray.exceptions import RayActorError, TaskCancelledError
 
     if not cluster.cancelled:
