@@ -123,9 +123,9 @@ def collect_results(
     return res, rnd
 
 
-#: rounds.csv columns of Ray rounds: the virtual clock's ``predicted_duration``
-#: for the same seeded schedule, and the run's ``time_scale`` (real seconds per
-#: schedule unit; ``duration`` and ``predicted_duration`` are both in schedule units).
+#: rounds.csv columns of Ray rounds: the calibrated ``predicted_duration`` and the
+#: virtual clock's ``simulated_duration`` for the same seeded schedule, and the run's
+#: ``time_scale`` (real seconds per schedule unit; the durations are in schedule units).
 PREDICTED_COLUMNS = ("predicted_duration", "simulated_duration", "time_scale")
 
 
