@@ -12,6 +12,20 @@ instance, with three kinds of actor, each in a fresh set of processes:
   task of ``bench/runtime.py``; a worker's share of the rows when
   ``worker_task`` is available).
 
+Then the whole start-up of :class:`~gradcode.runtime.ray.RayCluster` for the
+task of the calibrated-clock runs (``fashion_mnist`` MLP, batch 64, ``frc``
+s = 3), both ways, alternating, each in fresh actors (``--gradcode-repeats``):
+
+* ``after task`` (before 2026-12-06): build the task, then create the actors
+  and ship each its partitions;
+* ``early`` (:func:`~gradcode.runtime.ray.start_early`, what ``run`` does now):
+  create the actors (they boot and import torch), build the task meanwhile,
+  then ship the partitions.
+
+"ready" is the wall time from the start (before the task is built) until every
+actor has its partitions and has computed one warm-up gradient; "wait" is what
+the driver waits for the actors once its task is built.
+
 Per actor it records: *queue* -- from ``Actor.remote()`` to its process's start
 (``/proc/<pid>/stat``; Ray starts at most ``min(cores, num_cpus)`` worker
 processes at a time), *boot* -- from process start to the actor's ``__init__``
@@ -40,11 +54,12 @@ import ray
 from gradcode.task import Task
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-#: The module an actor of the Ray backend imports (where it lived on 2026-12-06).
-WORKER_MODULE = (
-    "gradcode.runtime.ray_worker"
-    if importlib.util.find_spec("gradcode.runtime.ray_worker") is not None
-    else "gradcode.runtime"
+#: The module an actor of the Ray backend imports (it moved on 2026-12-06).
+WORKER_MODULE = next(
+    m
+    for m in ("gradcode.runtime.ray.worker", "gradcode.runtime.ray_worker", "gradcode.runtime")
+    if importlib.util.find_spec(m.rsplit(".", 1)[0]) is not None
+    and importlib.util.find_spec(m) is not None
 )
 
 
@@ -100,13 +115,35 @@ def fresh_imports(modules: list[str]) -> dict[str, tuple[float, float]]:
 
 def payload(n: int) -> bytes:
     task = Task.build("breast_cancer", "logreg", n, "iid", np.random.default_rng(0))
-    try:
-        from gradcode.runtime.ray_worker import worker_task
+    cut = getattr(task, "restrict", None)
+    return pickle.dumps(task if cut is None else cut([0]))  # one worker's share
 
-        task = worker_task(task, [0])
-    except ImportError:  # the module moved: ship the whole task
-        pass
-    return pickle.dumps(task)
+
+def gradcode_startup(n: int, early: bool) -> dict:
+    """Seconds from the start (before the task is built) until ``n`` worker actors are
+    ready, ``early`` or after the task; no calibration (timed apart)."""
+    from gradcode.runtime.cluster import Schedule
+    from gradcode.runtime.config import RunConfig
+    from gradcode.runtime.ray import RayCluster
+    from gradcode.runtime.run import build_scheme, build_task
+
+    cfg = RunConfig(scheme="frc", workers=n, stragglers=min(3, n - 1), dataset="fashion_mnist",
+                    model="mlp", batch_size=64, rounds=2, backend="ray")  # fmt: skip
+    t0 = time.perf_counter()
+    actors = None
+    if early:
+        from gradcode.runtime.ray import start_early
+
+        actors = start_early(n)
+    scheme = build_scheme(cfg)
+    task = build_task(cfg, scheme.k)
+    built = time.perf_counter() - t0
+    cl = RayCluster(scheme, task, Schedule(cfg.delay.build(), 0, 2, n), time_scale=0.0,
+                    actors=actors, calibrate=False)  # fmt: skip
+    ready = time.perf_counter() - t0
+    cl.close()
+    time.sleep(2.0)
+    return {"task": built, "wait": ready - built, "ready": ready}
 
 
 def start(n: int, stages: tuple[str, ...], blob) -> tuple[float, list[dict]]:
@@ -127,6 +164,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--num-cpus", type=int, default=2)
+    ap.add_argument("--gradcode-repeats", type=int, default=2)
+    ap.add_argument("--startup-concurrency", type=int, default=0,
+                    help="Ray's worker_maximum_startup_concurrency (0: Ray's default)")  # fmt: skip
     args = ap.parse_args()
     imports = fresh_imports(["ray", "torch", "gradcode.task", WORKER_MODULE])
     print("fresh interpreter, one import at a time (wall s / CPU s):")
@@ -134,12 +174,14 @@ def main() -> None:
         print(f"  import {mod:<30} {w:6.2f} / {c:5.2f}")
     blob = payload(args.n)
     t0 = time.perf_counter()
+    system = {"worker_maximum_startup_concurrency": args.startup_concurrency}
     ray.init(
         address="local",
         num_cpus=args.num_cpus,
         include_dashboard=False,
         log_to_driver=False,
         _node_ip_address="127.0.0.1",
+        _system_config=system if args.startup_concurrency else None,
     )
     print(
         f"ray.init (private local instance, num_cpus={args.num_cpus}): "
@@ -170,6 +212,15 @@ def main() -> None:
         print(f"{kind:>8} {ready:7.2f}" + cols, flush=True)
         queue = sorted(round(r["queue"], 1) for r in recs)
         print(f"{'':>8} process starts after creation (s): {queue}")
+    if args.gradcode_repeats:
+        print(f"RayCluster start-up, n = {args.n}, fashion_mnist MLP (s): task build, then the "
+              "wait for the actors, = ready")  # fmt: skip
+        for rep in range(args.gradcode_repeats):
+            for early in (False, True):
+                r = gradcode_startup(args.n, early)
+                kind = "early" if early else "after task"
+                print(f"  {rep}  {kind:>10}  task {r['task']:5.2f} + wait {r['wait']:5.2f} "
+                      f"= ready {r['ready']:5.2f}", flush=True)  # fmt: skip
     ray.shutdown()
 
 

@@ -69,11 +69,22 @@ class Bare:
 
     def encoded(self, weights):
         """The same transfer after the worker-side work gradcode does (dgd encode, check)."""
-        from gradcode.runtime.ray.worker import finite
+        return encoded_message(self.scheme, self.g)
 
-        _, msg = self.scheme.worker_message(None, 0, 0, {0: self.g})
-        finite(msg.vector)
+
+def encoded_message(scheme, g):
+    """What a gradcode actor does to a partition gradient ``g`` before sending it: the
+    scheme's encode and the finiteness check (as in ``gradcode.runtime.ray.worker``)."""
+    from gradcode.runtime.ray import worker
+
+    if not hasattr(worker, "as_tensors"):  # before 2026-12-06: the NumPy encode
+        _, msg = scheme.worker_message(None, 0, 0, {0: g})
+        worker.finite(msg.vector)
         return msg.vector
+    grads, _ = worker.as_tensors({0: g})
+    _, msg = scheme.worker_message(None, 0, 0, grads)
+    worker.finite(msg.vector)
+    return worker.as_array(msg.vector)
 
 
 def bare_round(actors, w, encoded: bool = False) -> None:
@@ -166,7 +177,7 @@ def startup(n: int, torch_task: bool) -> tuple[float, float]:
     schedule = Schedule(ShiftedExponential(), 0, 2, n)
     t0 = time.perf_counter()
     cl = RayCluster(scheme, task, schedule, time_scale=0.0)
-    secs = time.perf_counter() - t0
+    secs = time.perf_counter() - t0 - getattr(cl, "startup", {}).get("calibrate", 0.0)
     cl.run_round(0, task.initial_weights() if torch_task else np.zeros(10, np.float32))
     pids = worker_pids()
     per = statistics.mean(pss_mb(p) for p in pids) if pids else float("nan")
@@ -211,13 +222,10 @@ def overhead(n: int, d: int, rounds: int, repeats: int) -> tuple[float, float, f
 
 def worker_side_ms(d: int, reps: int = 20) -> float:
     """What an actor does per dgd message beyond the bare actor: encode + finiteness."""
-    from gradcode.runtime.ray.worker import finite
-
     scheme, g = make_scheme("dgd", 8, 0), np.full(d, 1e-3, dtype=np.float32)
     t0 = time.perf_counter()
     for _ in range(reps):
-        _, msg = scheme.worker_message(None, 0, 0, {0: g})
-        finite(msg.vector)
+        encoded_message(scheme, g)
     return (time.perf_counter() - t0) / reps * 1e3
 
 
@@ -234,11 +242,17 @@ def train_scale(n: int, tmp: Path) -> None:
         wall = time.perf_counter() - t0
     rounds = sum(h["duration"] for h in res.history) * 0.01
     ratio = statistics.median(h["duration"] / h["predicted_duration"] for h in res.history)
+    sim = [h["duration"] / h["simulated_duration"] for h in res.history
+           if "simulated_duration" in h]  # fmt: skip
     covered = sum(h["covered"] for h in res.history)
+    start = res.history[0].get("startup_seconds")
     print(
-        f"train n={n} pgc s=3: {wall:.1f} s in all ({rounds:.1f} s in rounds), "
-        f"{covered}/{len(res.history)} rounds covered, median measured/predicted {ratio:.2f}, "
-        f"peak {mem.peak:.0f} MB"
+        f"train n={n} pgc s=3: {wall:.1f} s in all ({rounds:.1f} s in rounds"
+        + ("" if start is None else f", start-up {start:.1f} s")
+        + f"), {covered}/{len(res.history)} rounds covered, median measured/predicted "
+        f"{ratio:.2f}"
+        + (f" (measured/simulated {statistics.median(sim):.2f})" if sim else "")
+        + f", peak {mem.peak:.0f} MB"
     )
 
 

@@ -49,6 +49,7 @@ import numpy as np
 from .advisor import Advice, read_factors
 from .advisor import advise as advise_times
 from .advisor.factors import factor_for
+from .clock import merge_late_times
 from .codes import make_code
 from .stragglers import DelayModel, read_trace
 
@@ -208,6 +209,7 @@ def run_times(cfg: dict, recs: list[dict], n: int, path):
     if n != workers:
         raise ValueError(f"the run in {path} had n={workers} workers; -n {n} cannot replay it")
     log = Path(path) / "rounds.jsonl"
+    recs = merge_late_times(recs)  # Ray: stragglers' times, logged after their round
     if all("worker_times" in r for r in recs):
         rows = []
         for i, r in enumerate(recs, start=1):

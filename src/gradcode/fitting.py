@@ -73,6 +73,7 @@ from .codes import REGISTRY
 from .datasets import PARTITIONINGS
 from .runtime.config import MAX_WORKERS, DelaySpec, RunConfig
 from .runtime.loop import TrainResult
+from .runtime.ray.pool import RayActorPool
 from .runtime.run import UserTask, build_scheme, run
 from .stragglers import DelayModel
 
@@ -111,13 +112,24 @@ def fit(
     overwrite: bool = False,
     resume: bool = False,
     stale_correction: str = "none",
+    actor_pool: RayActorPool | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` with ``scheme``; see the module docstring.
+
+    ``actor_pool`` (``backend="ray"``): a :class:`~gradcode.runtime.ray.RayActorPool`
+    shared by several calls, which then start their worker actors once (each call
+    takes the pool's actors for its ``workers`` and gives them back; ``pool.close()``
+    ends them and the Ray instance the pool started).
 
     Returns a :class:`~gradcode.runtime.loop.TrainResult` (``state_dict``,
     ``history``, ``weights``, ``wall_clock``, ``final()``).
     """
     args = dict(locals())
+    pool = args.pop("actor_pool")
+    if pool is not None and not isinstance(pool, RayActorPool):
+        raise ValueError(f"actor_pool must be a gradcode RayActorPool, got {type(pool).__name__}")
+    if pool is not None and backend != "ray":
+        raise ValueError("actor_pool needs backend='ray'")
     cfg, user = prepare(**args)
     return run(
         cfg,
@@ -126,6 +138,7 @@ def fit(
         overwrite=overwrite,
         progress=progress,
         user=user,
+        actor_pool=pool,
     )
 
 

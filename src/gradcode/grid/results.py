@@ -124,10 +124,10 @@ def collect_results(
     return res, rnd
 
 
-#: rounds.csv columns of Ray rounds: the virtual clock's ``predicted_duration``
-#: for the same seeded schedule, and the run's ``time_scale`` (real seconds per
-#: schedule unit; ``duration`` and ``predicted_duration`` are both in schedule units).
-PREDICTED_COLUMNS = ("predicted_duration", "time_scale")
+#: rounds.csv columns of Ray rounds: the calibrated ``predicted_duration`` and the
+#: virtual clock's ``simulated_duration`` for the same seeded schedule, and the run's
+#: ``time_scale`` (real seconds per schedule unit; the durations are in schedule units).
+PREDICTED_COLUMNS = ("predicted_duration", "simulated_duration", "time_scale")
 
 
 def _time_scale(rc: RunConfig) -> float:
@@ -164,6 +164,7 @@ def round_row(rec: dict, time_scale: float | None = None) -> dict:
     out = {k: rec.get(k, "") for k in ROUND_COLUMNS}
     if "predicted_duration" in rec:
         out["predicted_duration"] = rec["predicted_duration"]
+        out["simulated_duration"] = rec.get("simulated_duration", "")  # Ray: no overheads
         out["time_scale"] = "" if time_scale is None else time_scale
     out["n_arrived"] = len(rec.get("arrived", []))
     out["n_late"] = len(rec.get("late", []))

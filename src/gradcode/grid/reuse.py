@@ -17,9 +17,10 @@ the reported cells) are grouped into classes of equal
 :func:`~gradcode.runtime.signature.trajectory_key` and equal signature; one
 cell per class trains for real (DGD when the class has it), and every other
 cell is *re-timed*: its ``rounds.jsonl`` is its own replay (its clock,
-arrivals, decoder, residual, staleness) with the metrics of the trained run
-at the same rounds, and its ``summary.json`` says ``retimed_from``.  A run
-that stops at its accuracy target stops its class at the same round.
+arrivals, decoder, residual, staleness, every worker's time and load) with the
+metrics of the trained run at the same rounds, and its ``summary.json`` says
+``retimed_from``.  A run that stops at its accuracy target stops its class at
+the same round.
 
 Nothing is assumed about any scheme: a class is only what the replay shows.
 ``tests/grid/test_reuse.py`` checks that re-timed cells match cells
@@ -54,9 +55,15 @@ SKETCH_FIELDS = ("scheme", "workers", "stragglers", "delay", "rounds", "deadline
                  "eval_every", "on_undecodable", "scheme_options")  # fmt: skip
 
 
+#: What a stored replay's records hold; a sketch of another version is replayed again
+#: (2: records carry ``worker_times`` and ``worker_load``).
+RECORDS_VERSION = 2
+
+
 def _sketch_id(rc: RunConfig) -> str:
     d = asdict(rc)
-    return json.dumps({k: d[k] for k in SKETCH_FIELDS}, sort_keys=True, default=str)
+    keys = {k: d[k] for k in SKETCH_FIELDS}
+    return json.dumps({**keys, "records": RECORDS_VERSION}, sort_keys=True, default=str)
 
 
 def sketch_path(sketch_dir: Path, cell_id: str) -> Path:

@@ -62,7 +62,10 @@ class RoundOutcome:
     ready: bool  # the scheme's stop rule was met (False: deadline or fallback)
     dropped: list[str] = field(default_factory=list)
     decodable: bool = True  # could the stop rule ever be met this round (enough live workers)?
-    predicted: float | None = None  # Ray: the virtual clock's duration for the same schedule
+    predicted: float | None = None  # Ray: the calibrated prediction for the same schedule
+    #: Extra fields for the round's log record (:func:`worker_fields`: per-worker times,
+    #: loads, compute seconds; Ray: late workers' times resolved this round, calibration).
+    log: dict = field(default_factory=dict)
 
 
 class Cluster(Protocol):
@@ -230,7 +233,8 @@ class LocalCluster:
         decodable = bool(np.isfinite(self.scheme.completion_time(times[None, :])[0]))
         if stateful:  # a worker that skipped the round finished nothing in it
             times = np.where(np.isin(np.arange(self.n), busy), times, np.inf)
-        return RoundOutcome(on_time, late_now, duration, times, ready, dropped, decodable)
+        log = worker_fields(times, [len(p) for p in plans])
+        return RoundOutcome(on_time, late_now, duration, times, ready, dropped, decodable, log=log)
 
     def _run_chunked(self, t: int, weights) -> RoundOutcome:
         """Streaming schemes: every finished chunk is its own message, in arrival order."""
@@ -261,7 +265,11 @@ class LocalCluster:
         duration += self.schedule.model.master_time
         self.clock += duration
         worker_done = np.where(np.isfinite(finish[:, -1]), finish[:, -1], np.inf)
-        return RoundOutcome(msgs, [], duration, worker_done, ready, [], bool(np.isfinite(full)))
+        load = [len(p) * getattr(sch, "chunk_load", 1.0) for p in sch.placement]
+        return RoundOutcome(
+            msgs, [], duration, worker_done, ready, [], bool(np.isfinite(full)),
+            log=worker_fields(worker_done, load),
+        )  # fmt: skip
 
     def _run_sequential(self, t: int, weights) -> RoundOutcome:
         """Sequential codes (SR-SGC): a worker may recompute an older job at its old weights
@@ -293,7 +301,8 @@ class LocalCluster:
         self.history = {r: v for r, v in self.history.items() if r > t - sch.delay - 1}
         duration += self.schedule.model.master_time
         self.clock += duration
-        return RoundOutcome(msgs, [], duration, times, ready, [], ready)
+        log = worker_fields(times, np.full(self.n, float(sch.load)))
+        return RoundOutcome(msgs, [], duration, times, ready, [], ready, log=log)
 
     def state(self) -> dict:
         """What resume needs: worker memories only for stateful schemes."""
@@ -318,6 +327,40 @@ class LocalCluster:
 
     def close(self) -> None:
         pass
+
+
+def clock_list(values) -> list:
+    """Per-worker times for a log record: rounded like ``time`` (9 digits), ``None`` for a
+    worker that never reported (``inf``) or has not reported yet (``nan``).
+
+    >>> clock_list([1.0, np.inf, np.nan, 2.0000000004])
+    [1.0, None, None, 2.0]
+    """
+    return [round(float(x), 9) if np.isfinite(x) else None for x in np.asarray(values, float)]
+
+
+def worker_fields(times, loads, compute=None) -> dict:
+    """The per-worker fields of a round record (every backend logs them).
+
+    * ``worker_times``: each worker's finishing time on the round's clock (the
+      same units as ``duration``), ``null`` for never reported; workers that
+      finished after the round ended included (the local backend knows their
+      times; Ray resolves them later, see :mod:`gradcode.runtime.ray.cluster`);
+    * ``worker_load``: partitions each worker computed (what its time was read at);
+    * ``worker_compute`` (only where measured: Ray): seconds each worker spent computing.
+
+    >>> worker_fields(np.array([2.5, np.inf]), [1, 1])
+    {'worker_times': [2.5, None], 'worker_load': [1.0, 1.0]}
+    """
+    out = {
+        "worker_times": clock_list(times),
+        "worker_load": [round(float(x), 6) for x in np.asarray(loads, dtype=float)],
+    }
+    if compute is not None:
+        out["worker_compute"] = [
+            round(float(x), 6) if np.isfinite(x) else None for x in np.asarray(compute, float)
+        ]
+    return out
 
 
 def gradient_bytes(oracle) -> float | None:

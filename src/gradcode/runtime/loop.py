@@ -215,8 +215,9 @@ def train(
         if t == 0 and cfg.stale_correction != "none":
             rec["stale_correction"] = correction.label
         rec.pop("fallbacks")
-        if out.predicted is not None:  # Ray: measured duration next to the simulated one
+        if out.predicted is not None:  # Ray: measured duration next to the predicted one
             rec["predicted_duration"] = round(out.predicted, 9)
+        rec.update(out.log)  # per-worker times and loads, backend extras (cluster.worker_fields)
         if (t + 1) % cfg.eval_every == 0 or t == cfg.rounds - 1:
             ev = oracle.evaluate(w)
             rec["train_loss"] = oracle.train_loss(w)

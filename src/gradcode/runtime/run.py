@@ -41,6 +41,7 @@ from .cluster import LocalCluster, Schedule
 from .config import RunConfig
 from .loop import LoopConfig, OptimizerConfig, TrainResult, reached_target, train
 from .ray import cluster as ray_cluster
+from .ray import pool as ray_pool
 from .ray.pool import RayActorPool
 from .rundir import RunFolder
 
@@ -118,9 +119,26 @@ def build_task(cfg: RunConfig, num_partitions: int, user: UserTask | None = None
     )
 
 
-def build_cluster(cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None = None, delay=None):
+def start_workers(cfg: RunConfig, actor_pool: RayActorPool | None = None):
+    """Ray: create the run's worker actors now, before its task is built, so that their
+    start-up (process, ``import torch``) overlaps with loading the data
+    (:func:`~gradcode.runtime.ray.pool.start_early`); ``None`` for the local backend or
+    when ``actor_pool`` has running actors for this run."""
+    if cfg.backend != "ray":
+        return None
+    if actor_pool is not None:
+        actor_pool.connect(cfg.address)
+        if (cfg.workers, cfg.address) in actor_pool.actors:
+            return None
+    return ray_pool.start_early(cfg.workers, cfg.address)
+
+
+def build_cluster(
+    cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None = None, delay=None, early=None
+):
     """The workers: in-process (virtual clock) or Ray actors.  ``delay``: a straggler
-    model object that replaces ``cfg.delay`` (from :class:`UserTask`)."""
+    model object that replaces ``cfg.delay`` (from :class:`UserTask`); ``early``: actors
+    from :func:`start_workers`."""
     model = cfg.delay.build() if delay is None else delay
     schedule = Schedule(model, cfg.seed, cfg.rounds, cfg.workers)
     if cfg.backend == "local":
@@ -134,8 +152,8 @@ def build_cluster(cfg: RunConfig, scheme, task, actor_pool: RayActorPool | None 
             "--batch-size is not supported by this Ray backend yet (its workers do not "
             "pass the round to the minibatch sampler); use --backend local"
         )
-    actors = None
-    if actor_pool is not None:
+    actors = early
+    if actor_pool is not None and early is None:
         actor_pool.connect(cfg.address)
         actors = actor_pool.take(cfg.workers, cfg.address)
     return ray_cluster.RayCluster(
@@ -219,10 +237,17 @@ def run(
         folder.precheck(cfg, resume, overwrite)
     with torch_threads(cfg.threads):
         scheme = build_scheme(cfg)
-        task = build_task(cfg, scheme.k, user)
-        warn_clamped_batch(cfg, task)
-        loop = loop_config(cfg, user)
-        cluster = build_cluster(cfg, scheme, task, actor_pool, None if user is None else user.delay)
+        early = start_workers(cfg, actor_pool)  # Ray: actors start while the task is built
+        try:
+            task = build_task(cfg, scheme.k, user)
+            warn_clamped_batch(cfg, task)
+            loop = loop_config(cfg, user)
+            delay = None if user is None else user.delay
+            cluster = build_cluster(cfg, scheme, task, actor_pool, delay, early)
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
         try:
             with folder.claim() if folder is not None else contextlib.nullcontext():
                 args = (cfg, scheme, cluster, task, loop, folder)
@@ -308,10 +333,12 @@ def summarize(cfg: RunConfig, history: list[dict], wall_clock: float) -> dict:
     reached = None
     if cfg.target_accuracy is not None:
         reached = any(reached_target(h, cfg.target_accuracy) for h in evals)
+    startup = [h["startup_seconds"] for h in history if "startup_seconds" in h]  # Ray
     return {
         "scheme": cfg.scheme,
         "rounds": history[-1]["round"] + 1 if history else 0,
         "wall_clock": wall_clock,
+        **({"startup_seconds": startup[-1]} if startup else {}),
         **{k: v for k, v in final.items() if k in ("train_loss", "epoch") or k.startswith("test_")},
         "exact_fraction": _mean([h["exact"] for h in history]),
         "mean_staleness": _mean([h["staleness_mean"] for h in history]),

@@ -141,7 +141,11 @@ def sketch_run(cfg: RunConfig, scheme=None) -> tuple[np.ndarray, list[dict]]:
 
 #: Fields of a round record that depend on the gradients' values or on real compute
 #: (not on the schedule): a replay leaves them out, and a re-timed run takes them over
-#: from the trained run of its class (:func:`gradcode.grid.reuse.retime`).
+#: from the trained run of its class (:func:`gradcode.grid.reuse.retime`).  Everything
+#: else a local run logs -- ``worker_times`` and ``worker_load`` included -- depends on the
+#: schedule only and comes from the replay; the Ray-only fields (``predicted_duration``,
+#: ``simulated_duration``, ``worker_compute``, ``late_times``, ``startup_seconds``,
+#: ``calibration``) never occur in re-timed cells (Ray cells always train for real).
 METRIC_FIELDS = ("train_loss", "test_loss", "test_accuracy", "lr", "epoch", "compute_seconds")
 
 

@@ -18,6 +18,13 @@ cluster or pool first connects (``pip install 'gradcode[ray]'``).
 
 from .cluster import DEFAULT_TIME_SCALE, RayCluster
 from .connect import check_address
-from .pool import RayActorPool
+from .pool import EarlyWorkers, RayActorPool, start_early
 
-__all__ = ["DEFAULT_TIME_SCALE", "RayActorPool", "RayCluster", "check_address"]
+__all__ = [
+    "DEFAULT_TIME_SCALE",
+    "EarlyWorkers",
+    "RayActorPool",
+    "RayCluster",
+    "check_address",
+    "start_early",
+]

@@ -26,8 +26,8 @@ task, schedule -- and imports nothing from the composition root
   them) but do not count towards ``ready``.
 * **Late work.** At most one call is outstanding per worker.  Stateful schemes
   get old results as ``late`` in the round during which they arrive (dropped
-  when more than ``late_cap`` rounds old); stateless codes cancel outstanding
-  calls at the end of each round.
+  when more than ``late_cap`` rounds old); stateless codes abandon outstanding
+  calls at the end of each round (they return at once, without the message).
 * **Failures and rejoin.** A killed actor (or a removed node) surfaces as
   ``RayActorError``: the worker is dead (logged) and never waited for.  With
   ``respawn=True`` (default) a replacement actor is started at once, on any
@@ -42,7 +42,11 @@ task, schedule -- and imports nothing from the composition root
   ``time_scale`` (schedule units plus real overheads); ``times[w]`` is the
   measured arrival, ``inf`` for crashed or dead workers, just above
   ``duration`` for those still running.  With ``time_scale=0`` they are
-  seconds.
+  seconds.  Each round's log fields (:func:`~gradcode.runtime.ray.rounds.round_log`)
+  carry every worker's time (late ones resolved in later records' ``late_times``),
+  the calibrated ``predicted_duration`` and the virtual clock's
+  ``simulated_duration`` (:mod:`~gradcode.runtime.ray.calibrate`); start-up is
+  logged once, in the first round's record, never inside a round.
 * **Losing the cluster.** When this process's Ray node dies (its raylet and
   object store; Ray would terminate the process at its next object-store call)
   or the connection to the cluster breaks, the round raises
@@ -71,8 +75,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ...clock import Overheads, predict_round
 from ..cluster import RoundOutcome, Schedule, stop_time
 from ..loop import TrainingStopped
+from .calibrate import calibrate as measure_overheads
 from .connect import (
     check_address,
     cluster_lost_errors,
@@ -83,8 +89,17 @@ from .connect import (
     kill_actors,
     local_node_alive,
 )
-from .rounds import consume_stream, run_chunked, run_sequential
-from .worker import WorkerActor, placement_of, worker_payloads
+from .pool import EarlyWorkers
+from .rounds import consume_stream, run_chunked, run_plain, run_sequential
+from .worker import (
+    ACTOR_OPTIONS,
+    WorkerActor,
+    placement_of,
+    ship,
+    unship,
+    unship_message,
+    worker_payloads,
+)
 
 __all__ = ["DEFAULT_TIME_SCALE", "RayCluster", "check_address", "consume_stream", "placement_of"]
 
@@ -132,7 +147,9 @@ class RayCluster:
         on_round: Callable[[RayCluster, int], None] | None = None,
         actor_options: dict | Sequence[dict] | None = None,
         actors: Sequence | None = None,
+        calibrate: bool = True,
     ) -> None:
+        t_start = time.perf_counter()
         time_scale = DEFAULT_TIME_SCALE if time_scale is None else float(time_scale)
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, got {time_scale}")
@@ -155,18 +172,50 @@ class RayCluster:
         self.plan = scheme.init_plan() if self.sequential else None
         self.node_lost = False  # a worker's death revealed that this process's node is gone
         self.history: dict[int, object] = {}  # sequential: round -> ObjectRef of its weights
-        self._owns_ray = connect(address)
+        self.round_wall: dict[int, float] = {}  # round -> wall clock at its start (late times)
+        self.late_times: list[list] = []  # [round, worker, time, compute] resolved since last round
+        self.cancelled: list[tuple] = []  # (worker, ref, round) of abandoned/cancelled calls
+        self.overheads, self.calibration = Overheads(), {}
+        self.tracker = None  # OverheadTracker, set by the calibration
+        early = actors if isinstance(actors, EarlyWorkers) else None
+        self._owns_ray = connect(address) or (early is not None and early.owns_ray)
+        self.startup = {"connect": round(time.perf_counter() - t_start, 3)}
+        if early is not None:
+            self.startup["connect"] = round(early.connect_seconds, 3)
+            early.owns_ray, actors = False, early.actors  # the cluster owns both now
         try:
+            t0 = time.perf_counter()
             self._start(task, actor_options, actors)
+            self.startup["actors"] = round(time.perf_counter() - t0, 3)
+            if early is not None:  # created before the task: part of their start-up overlapped
+                self.startup["actors_since_created"] = round(time.perf_counter() - early.created, 3)
+            self._calibrate_pending = calibrate
+            init = getattr(task, "initial_weights", None)
+            if calibrate and init is not None:  # else at the first round, with its weights
+                self._calibrate(init())
         except Exception:
             self.close()
             raise
+        self.startup["total"] = round(
+            sum(v for k, v in self.startup.items() if k != "actors_since_created"), 3
+        )
+        self._startup_logged = False
+
+    def _calibrate(self, weights) -> None:
+        """Measure this cluster's overheads (:mod:`gradcode.runtime.ray.calibrate`), once."""
+        t0 = time.perf_counter()
+        self._calibrate_pending = False
+        try:
+            self.overheads, self.calibration = measure_overheads(self, weights)
+        except Exception as exc:  # noqa: BLE001 - no calibration: predictions without overheads
+            self.calibration = {"error": first_line(exc)}
+        self.startup["calibrate"] = round(time.perf_counter() - t0, 3)
 
     # ------------------------------------------------------------------ start-up
 
     def _start(self, task, actor_options, actors) -> None:
         ray = self.ray
-        base = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_concurrency": 4}
+        base = dict(ACTOR_OPTIONS)
         if isinstance(actor_options, dict) or actor_options is None:
             per = [dict(actor_options or {})] * self.n
         else:
@@ -186,8 +235,13 @@ class RayCluster:
             self.actors = list(actors)
             pings = [
                 a.configure.remote(
-                    w, self._scheme_ref, self.payloads[w], self._schedule_ref, w in self.nan
-                )
+                    w,
+                    self._scheme_ref,
+                    self.payloads[w],
+                    self._schedule_ref,
+                    w in self.nan,
+                    warm=True,
+                )  # fmt: skip
                 for w, a in enumerate(self.actors)
             ]
         else:  # all created at once: their start-ups run concurrently
@@ -249,12 +303,34 @@ class RayCluster:
         from ray.exceptions import RayActorError, TaskCancelledError
 
         try:
-            return self.ray.get(ref)
+            rep = self.ray.get(ref)
         except TaskCancelledError:
             return None
         except RayActorError:
             self.mark_dead(w, notes)
             return "dead"
+        for rnd, finish, compute in getattr(rep, "unsent", ()):  # earlier cancelled calls
+            self.resolve_late(rnd, w, finish, compute)
+        if getattr(rep, "message", None) is not None:
+            from dataclasses import replace
+
+            rep = replace(rep, message=unship_message(rep.message))
+        return rep
+
+    def resolve_late(self, rnd: int, w: int, finished: float, compute: float) -> None:
+        """Worker ``w``'s finishing time in round ``rnd`` (ended without it), known now:
+        its actor's wall clock ``finished`` plus the calibrated way back, on round
+        ``rnd``'s clock; logged in the current round's record (``late_times``)."""
+        start = self.round_wall.get(rnd)
+        if start is None:
+            return
+        at = (finished - start + self.back()) / self.scale
+        self.late_times.append([int(rnd), int(w), round(at, 9), round(float(compute), 6)])
+
+    def back(self) -> float:
+        """The calibrated way back of one message (seconds), from actor to master."""
+        nbytes = self.calibration.get("message_bytes", 0.0)
+        return self.overheads.message + nbytes * self.overheads.per_byte
 
     # ------------------------------------------------------------------ rounds
 
@@ -274,105 +350,57 @@ class RayCluster:
         if self.node_lost:
             raise cluster_lost(t, NODE)
         notes: list[str] = []
+        if self._calibrate_pending:  # a task without initial weights: calibrate with these
+            self._calibrate(weights)
+            self.startup["total"] = round(
+                sum(
+                    v for k, v in self.startup.items() if k not in ("total", "actors_since_created")
+                ),
+                3,
+            )
+        if self.tracker is not None:  # overheads from the warm-up and rounds < t
+            self.overheads = self.tracker.current()
         try:
             self._sweep_starting(notes)
             if self.chunked:
                 return run_chunked(self, t, weights, notes)
             if self.sequential:
                 return run_sequential(self, t, weights, notes)
-            return self._run_plain(t, weights, notes)
+            return run_plain(self, t, weights, notes)
         except cluster_lost_errors() as exc:
             what = NODE if not local_node_alive() else f"the Ray cluster ({first_line(exc)})"
             raise cluster_lost(t, what) from None
 
     def _launch(self, w: int, t: int, wref) -> None:
+        """Call worker ``w`` for round ``t`` (weights ``wref``, already in the store)."""
         self.busy[w] = (self.actors[w].round.remote(t, wref, self.time_scale), t)
 
-    def _run_plain(self, t: int, weights, dropped: list[str]) -> RoundOutcome:
-        ray = self.ray
-        start = time.perf_counter()
-        wref = ray.put(weights)
-        on_time, late = [], []
-        times = np.full(self.n, np.inf)
-        arrived: list[int] = []  # senders of finite on-time messages (count for ready)
-        loads = np.full(self.n, float(getattr(self.scheme, "load", 1)))
-
-        def handle(w: int, ref, rnd: int) -> None:
-            del self.busy[w]
-            rep = self.get(w, ref, dropped)
-            if rep == "dead":
-                return
-            if rnd == t:
-                loads[w] = rep.load if rep is not None and rep.load else loads[w]
-                if rep is not None and rep.message is not None:
-                    on_time.append(rep.message)
-                    if rep.finite:
-                        arrived.append(w)
-                    times[w] = (time.perf_counter() - start) / self.scale
-                return
-            if rep is not None and rep.message is not None and self.stateful:
-                if t - rep.round <= self.late_cap:
-                    late.append(rep.message)
-                else:
-                    dropped.append(f"late result of worker {w} from round {rep.round} too old")
-            if w not in self.dead:
-                self._launch(w, t, wref)  # free again: send it the current round
-
-        if self.busy:  # non-blocking sweep of results that arrived between rounds
-            refs = {ref: (w, rnd) for w, (ref, rnd) in self.busy.items()}
-            done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
-            for ref in done:
-                handle(refs[ref][0], ref, refs[ref][1])
-        for w in self.live():
-            if w not in self.busy:
-                self._launch(w, t, wref)
-
-        limit, ready = self.limit(), False
-        while True:
-            if self.scheme.ready(arrived):
-                ready = True
-                break
-            if not self.busy:
-                break  # every live worker answered: decode best-effort from what came
-            remaining = None
-            if limit is not None:
-                remaining = limit - (time.perf_counter() - start)
-                if remaining <= 0:
-                    break
-            refs = {ref: (w, rnd) for w, (ref, rnd) in self.busy.items()}
-            done, rest = ray.wait(list(refs), num_returns=1, timeout=remaining)
-            if not done:
-                break  # deadline
-            if rest:  # take every result already in with one more call, in arrival order
-                done += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-            for ref in done:
-                handle(refs[ref][0], ref, refs[ref][1])
-                if self.scheme.ready(arrived):
-                    break
-
-        # Could the stop rule have been met (live workers still computing)?
-        decodable = ready or self.scheme.ready(arrived + list(self.busy))
-        duration = (time.perf_counter() - start) / self.scale
-        for w in self.busy:
-            times[w] = np.nextafter(duration, np.inf)
-        if not self.stateful and self.busy:  # late work is useless: stop it
-            for ref, _ in self.busy.values():
-                ray.cancel(ref)
-            self.busy.clear()
-        predicted = self.predicted(t, loads)
-        return RoundOutcome(
-            on_time, late, duration, times, ready, dropped, bool(decodable), predicted
-        )
-
-    def predicted(self, t: int, loads) -> float:
-        """The local backend's (virtual clock's) duration of round ``t`` for this schedule."""
+    def targets(self, t: int, loads) -> np.ndarray:
+        """Round ``t``'s scheduled finishing times (schedule units; dead workers: inf)."""
         sched = self.schedule.times(t, loads).copy()
         sched[sorted(self.dead)] = np.inf
+        return sched
+
+    def predicted(self, t: int, loads) -> tuple[float, float]:
+        """``(calibrated, simulated)`` duration of round ``t`` in schedule units: the
+        scheme's stop rule over the calibrated arrivals (:func:`gradcode.clock.predict_round`),
+        and the local backend's virtual-clock duration for the same schedule."""
+        sched = self.targets(t, loads)
         pt, _ = stop_time(self.scheme, sched, self.deadline)
         if not np.isfinite(pt):  # never ready: everything that arrives is taken
             finite = sched[np.isfinite(sched)]
             pt = float(finite.max()) if finite.size else 0.0
-        return float(pt)
+        fin, target = np.isfinite(sched), np.full(self.n, np.inf)
+        target[fin] = sched[fin] * self.time_scale  # real seconds (0 without delays)
+        real = predict_round(
+            self.scheme,
+            target,
+            loads,
+            self.overheads,
+            self.calibration.get("message_bytes", 0.0),
+            None if self.deadline is None else self.deadline * self.scale,
+        )
+        return real / self.scale, float(pt)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -390,7 +418,7 @@ class RayCluster:
             except RayActorError:
                 self.dead.add(w)
                 states.append(None)
-        history = {r: self.ray.get(ref) for r, ref in self.history.items()}
+        history = {r: unship(self.ray.get(ref)) for r, ref in self.history.items()}
         return {
             "worker_states": states,
             "dead": sorted(self.dead),
@@ -411,7 +439,7 @@ class RayCluster:
             except RayActorError:
                 self.dead.add(w)
         self.plan = state.get("plan", self.plan)
-        self.history = {r: self.ray.put(v) for r, v in state.get("history", {}).items()}
+        self.history = {r: self.ray.put(ship(v)) for r, v in state.get("history", {}).items()}
         self.busy.clear()
 
     # ------------------------------------------------------------------ streaming
@@ -446,7 +474,7 @@ class RayCluster:
 
     def close(self) -> None:
         kill_actors(self.actors)
-        self.actors, self.busy, self.starting = [], {}, {}
+        self.actors, self.busy, self.starting, self.cancelled = [], {}, {}, []
         if self._owns_ray:
             disconnect()
             self._owns_ray = False

@@ -14,7 +14,21 @@ All uses of the task are in :func:`gradients`, so a change of the task's API
 Delays: a call carries the real number of seconds after its start at which
 the result may be reported (``target``); compute time already spent counts
 towards it, so a worker never finishes *before* its compute is done.
-``inf`` means crashed for that call: nothing is computed or sent.
+``inf`` means crashed for that call: nothing is computed or sent.  A call
+cancelled while it waits (a stateless scheme's straggler, after the round
+ended) is *abandoned* by the master (:meth:`WorkerActor.abandon`): it returns at
+once, without its message, stamped with when it would have finished
+(:attr:`Reply.abandoned`), so the master can log every worker's finishing time;
+a call cancelled outright says so in its next reply (:attr:`Reply.unsent`).
+
+Zero-copy vectors: weights and message vectors that are CPU torch tensors
+travel as :class:`Shipped` NumPy views (:func:`ship`), which Ray stores with
+one copy into the object store and hands to every reader on the node without
+copying (a pickled tensor is copied on both ends); :func:`unship` turns them
+back into tensors (read-only memory: gradcode never writes a received vector
+in place).  NumPy gradients are viewed as tensors for the scheme's encode, so
+an uncoded message is the gradient itself (no copy) and a coded one is
+accumulated in place (one pass per term), then checked for finiteness once.
 """
 
 from __future__ import annotations
@@ -23,10 +37,15 @@ import asyncio
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from ..oracle import oracle_methods, partition_gradients
+
+#: Ray options of every worker actor (no CPU reservation: delays are sleeps; spread over
+#: the nodes; a few concurrent calls, e.g. a round and a state fetch).
+ACTOR_OPTIONS = {"num_cpus": 0, "scheduling_strategy": "SPREAD", "max_concurrency": 4}
 
 
 def placement_of(scheme, worker: int) -> tuple[int, ...] | None:
@@ -72,6 +91,71 @@ class Reply:
     compute_seconds: float
     load: int = 0  # partitions computed (what the straggler schedule was read at)
     finite: bool = True  # the payload has no NaN/Inf (checked here, off the master's path)
+    started: float = 0.0  # wall clock (time.time()) when the call started on the actor
+    finished: float = 0.0  # wall clock when the actor returned
+    #: Earlier calls cancelled while they waited: ``(round, wall clock at which it would
+    #: have finished, compute seconds)`` each.
+    unsent: tuple = ()
+    #: The master abandoned the call (:meth:`WorkerActor.abandon`): ``message`` is None and
+    #: ``finished`` is when it would have finished.
+    abandoned: bool = False
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A CPU torch tensor travelling as a NumPy view (zero-copy through Ray's store)."""
+
+    array: object
+
+
+def ship(v):
+    """``v`` ready for the object store: a CPU torch tensor as :class:`Shipped`, else ``v``."""
+    if type(v).__module__.startswith("torch") and getattr(v, "device", None) is not None:
+        if v.device.type == "cpu" and not v.requires_grad:
+            return Shipped(v.numpy())
+    return v
+
+
+def unship(v):
+    """The tensor back from a :class:`Shipped` (sharing its memory), else ``v``."""
+    if not isinstance(v, Shipped):
+        return v
+    import torch
+
+    with warnings.catch_warnings():  # the store's memory is read-only: never written here
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(v.array)
+
+
+def ship_message(msg):
+    return msg if msg is None else replace(msg, vector=ship(msg.vector))
+
+
+def unship_message(msg):
+    if not isinstance(getattr(msg, "vector", None), Shipped):  # None, or a stream's tuple
+        return msg
+    return replace(msg, vector=unship(msg.vector))
+
+
+def as_tensors(grads: dict) -> tuple[dict, bool]:
+    """NumPy float gradients viewed as CPU tensors (no copy) so the scheme's encode takes
+    its in-place path; ``(grads, True)`` when they were converted."""
+    import numpy as np
+
+    if not grads or not all(
+        isinstance(g, np.ndarray) and g.dtype.kind == "f" for g in grads.values()
+    ):
+        return grads, False
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return {p: torch.from_numpy(g) for p, g in grads.items()}, True
+
+
+def as_array(v):
+    """A CPU tensor's NumPy view (the inverse of :func:`as_tensors` for a message)."""
+    return v.numpy() if hasattr(v, "numpy") and not isinstance(v, Shipped) else v
 
 
 def finite(v) -> bool:
@@ -93,17 +177,29 @@ def poison(msg):
 class WorkerActor:
     """One worker: its payload (task), the scheme's worker state, its delays."""
 
-    def __init__(self, w: int, scheme, task, schedule, nan: bool, threads: int = 1) -> None:
-        self.configure(w, scheme, task, schedule, nan, threads)
+    def __init__(self, w: int, scheme=None, task=None, schedule=None, nan: bool = False,
+                 threads: int = 1, preload: tuple[str, ...] = ()) -> None:  # fmt: skip
+        """A worker, configured now or (``scheme=None``: started early, while the master
+        still builds the task) by a later :meth:`configure`; ``preload`` names modules to
+        import at once (``"torch"``: the import overlaps with the master's work)."""
+        for module in preload:
+            __import__(module)
+        self.w, self.unsent, self.scheme = w, [], None
+        self.abandoned, self.waiting = set(), {}
+        if scheme is not None:
+            self.configure(w, scheme, task, schedule, nan, threads)
 
-    def configure(self, w: int, scheme, task, schedule, nan: bool, threads: int = 1) -> int:
-        """(Re)load everything a run needs; an existing actor can serve a new run."""
+    def configure(self, w: int, scheme, task, schedule, nan: bool, threads: int = 1,
+                  warm: bool = False) -> int:  # fmt: skip
+        """(Re)load everything a run needs; an existing actor can serve a new run.
+        ``warm``: then :meth:`ping` with ``warm=True``."""
         if "torch" in sys.modules:  # the payload is a torch task (unpickling imported torch)
             sys.modules["torch"].set_num_threads(threads)
         self.w, self.scheme, self.schedule, self.nan = w, scheme, schedule, nan
-        self.task = task
+        self.task, self.unsent = task, []
+        self.abandoned, self.waiting = set(), {}
         self.state = scheme.init_worker(w)
-        return w
+        return self.ping(True) if warm else w
 
     def ping(self, warm: bool = False) -> int:
         """Ready check; ``warm=True`` also computes (and discards) one gradient of the
@@ -136,35 +232,116 @@ class WorkerActor:
         if wait > 0:
             await asyncio.sleep(wait)
 
+    def _message(self, plan, weights, t: int):
+        """Gradients and this worker's message for ``plan``; ``(state, message, finite)``."""
+        grads, converted = as_tensors(gradients(self.task, plan, unship(weights), t))
+        state, msg = self.scheme.worker_message(self.state, self.w, t, grads)
+        msg = poison(msg) if self.nan else msg
+        ok = finite(msg.vector)
+        if converted:
+            msg = replace(msg, vector=as_array(msg.vector))
+        return state, ship_message(msg), ok
+
+    def _unsent(self) -> tuple:
+        unsent, self.unsent = tuple(getattr(self, "unsent", ())), []
+        return unsent
+
     async def round(self, t: int, weights, time_scale: float) -> Reply:
         """Plain and stateful schemes: plan, gradients, message; delay from the schedule."""
         import numpy as np
 
-        start = time.perf_counter()
+        wall, start = time.time(), time.perf_counter()
         plan = self.scheme.compute_plan(self.state, self.w, t)
         target = float(self.schedule.times(t, np.full(self.scheme.n, len(plan)))[self.w])
         if not math.isfinite(target):
-            return Reply(self.w, t, None, 0.0, len(plan))
-        grads = gradients(self.task, plan, weights, t)
-        self.state, msg = self.scheme.worker_message(self.state, self.w, t, grads)
-        msg = poison(msg) if self.nan else msg
-        ok = finite(msg.vector)
+            return Reply(self.w, t, None, 0.0, len(plan), True, wall, time.time(), self._unsent())
+        self.state, msg, ok = self._message(plan, weights, t)
         spent = time.perf_counter() - start
-        await self._sleep_until(start, target * time_scale)
-        return Reply(self.w, t, msg, spent, len(plan), ok)
+        finish = wall + max(spent, target * time_scale)  # when it is due, wall clock
+        try:
+            if await self._wait_unless_abandoned(t, start, target * time_scale):
+                # the round ended without it: say when it would have finished, send nothing
+                return Reply(self.w, t, None, spent, len(plan), ok, wall, finish, abandoned=True)
+        except asyncio.CancelledError:  # cancelled instead (a checkpoint, detach, close)
+            self.unsent.append((t, finish, spent))
+            raise
+        return Reply(self.w, t, msg, spent, len(plan), ok, wall, time.time(), self._unsent())
+
+    async def _wait_unless_abandoned(self, t: int, start: float, target: float) -> bool:
+        """Sleep until ``target`` seconds after ``start``; True at once if round ``t`` is
+        (or gets) abandoned by the master (:meth:`abandon`)."""
+        if t in self.abandoned:
+            return True
+        wait = target - (time.perf_counter() - start)
+        if wait <= 0:
+            return False
+        event = self.waiting[t] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), timeout=wait)
+            return True
+        except TimeoutError:
+            return t in self.abandoned
+        finally:
+            self.waiting.pop(t, None)
+
+    async def abandon(self, t: int) -> None:
+        """The master's round ``t`` ended without this worker's call: the call returns now,
+        without its message, stamped with when it would have finished."""
+        self.abandoned.add(t)
+        self.abandoned = {r for r in self.abandoned if r > t - 8}
+        if t in self.waiting:
+            self.waiting[t].set()
+
+    async def warmup(self, weights, t: int, fresh: bool = False) -> Reply:
+        """Calibration: round ``t`` of this worker on a scratch copy of its state (``fresh``:
+        start that copy anew), no delay, nothing kept; the reply times the compute and
+        carries the real message, so its way back is timed too."""
+        wall, start = time.time(), time.perf_counter()
+        sch = self.scheme
+        if fresh or getattr(self, "scratch", None) is None:
+            self.scratch = sch.init_worker(self.w)
+        saved = self.state
+        try:
+            if getattr(sch, "chunked", False):
+                plan = tuple(sch.placement[self.w])
+                grads = gradients(self.task, plan, unship(weights), t)
+                msg = sch.chunk_message(self.w, t, int(plan[0]), grads[int(plan[0])])
+                load = len(plan) * float(getattr(sch, "chunk_load", 1.0))
+                msg, ok = ship_message(msg), True
+            else:
+                state = None if getattr(sch, "sequential", False) else self.scratch
+                plan = sch.compute_plan(state, self.w, t)
+                self.state = state
+                state, msg, ok = self._message(plan, weights, t)
+                self.scratch, load = state, len(plan)
+        finally:
+            self.state = saved
+        spent = time.perf_counter() - start
+        return Reply(self.w, t, msg, spent, load, ok, wall, time.time())
+
+    async def echo(self, payload, compute: float = 0.0):
+        """Calibration: wall-clock stamps of a call that returns ``payload`` (a message-sized
+        or tiny vector) after ``compute`` seconds of busy work."""
+        wall = time.time()
+        end = time.perf_counter() + compute
+        while time.perf_counter() < end:
+            pass
+        return wall, time.time(), payload
 
     async def job(self, t: int, job: int, weights, target: float) -> Reply:
         """Sequential schemes: this round's task is job ``job`` at that job's weights."""
-        start = time.perf_counter()
+        wall, start = time.time(), time.perf_counter()
         if not math.isfinite(target):
-            return Reply(self.w, t, None, 0.0)
+            return Reply(self.w, t, None, 0.0, 0, True, wall, time.time())
         parts = self.scheme.compute_plan(None, self.w, t)
-        grads = gradients(self.task, parts, weights, job)
+        grads, converted = as_tensors(gradients(self.task, parts, unship(weights), job))
         _, msg = self.scheme.worker_message(None, self.w, job, grads)
         msg = poison(msg) if self.nan else msg
+        if converted:
+            msg = replace(msg, vector=as_array(msg.vector))
         spent = time.perf_counter() - start
         await self._sleep_until(start, target)
-        return Reply(self.w, t, msg, spent)
+        return Reply(self.w, t, ship_message(msg), spent, len(parts), True, wall, time.time())
 
     async def chunks(self, t: int, weights, plan, finish):
         """Chunked schemes, a streaming generator: one message per finished chunk.
@@ -177,16 +354,16 @@ class WorkerActor:
         for i, chunk in enumerate(plan):
             if i >= len(finish) or not math.isfinite(finish[i]):
                 return
-            g = gradients(self.task, (chunk,), weights, t)[int(chunk)]
+            g = gradients(self.task, (chunk,), unship(weights), t)[int(chunk)]
             msg = self.scheme.chunk_message(self.w, t, int(chunk), g)
             await self._sleep_until(start, float(finish[i]))
-            yield poison(msg) if self.nan else msg
+            yield ship_message(poison(msg) if self.nan else msg)
 
     async def partitions(self, t: int, weights, parts, delays=None):
         """Streaming generator: ``(worker, partition, gradient)`` per partition of ``parts``."""
         start = time.perf_counter()
         for i, p in enumerate(parts):
-            g = gradients(self.task, (p,), weights, t)[int(p)]
+            g = gradients(self.task, (p,), unship(weights), t)[int(p)]
             if delays is not None:
                 await self._sleep_until(start, float(delays[i]))
             yield (self.w, int(p), g)
