@@ -32,21 +32,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .base import Identity
+
 
 @dataclass(frozen=True)
-class StalenessLR:
-    """Scale each round's decoded gradient by ``1 / (1 + mean age)``."""
+class StalenessLR(Identity):
+    """Scale each round's decoded gradient by ``1 / (1 + mean age)`` (stateless: the
+    rest of the protocol is :class:`~gradcode.runtime.stale.base.Identity`'s)."""
 
     label: str = "lr(1/(1+age))"
-
-    def configure(self, optimizer) -> None:
-        pass
-
-    def init(self, weights) -> None:
-        return None
-
-    def broadcast(self, state, t: int, weights):
-        return state, weights
 
     def correct(self, state, t: int, weights, update):
         age = float(update.staleness_mean)
