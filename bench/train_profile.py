@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 import torch
-from gradcode.data import partition
+from gradcode.datasets import partition
 from train import fashion_mnist, floor_block, loop_clock
 
 import gradcode.runtime.loop as loop_module
