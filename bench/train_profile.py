@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 import torch
-from gradcode.datasets import partition
 from train import fashion_mnist, floor_block, loop_clock
 
 import gradcode.runtime.loop as loop_module
 from gradcode.codes import effective_stragglers, make_scheme
+from gradcode.datasets import partition
 from gradcode.models import make_model
 from gradcode.runtime import LocalCluster, LoopConfig, OptimizerConfig, Schedule, train
 from gradcode.runtime.optim import FlatParams
