@@ -108,6 +108,8 @@ VALID = {
     "progress": [("none", None), ("record", lambda rec: rec["round"])],
     "overwrite": [("false", False), ("true", True)],
     "resume": [("false", False), ("false", False), ("false", False), ("true", True)],
+    "stale_correction": [("none", "none"), ("auto", "auto")],
+    "actor_pool": [("none", None)],  # a pool needs backend="ray": not a tiny run
 }  # fmt: skip
 BAD = {
     "model": [("list", lambda: [1]), ("inputs4", lambda: nn.Linear(4, 3)),
@@ -158,6 +160,8 @@ BAD = {
     "progress": [("int", 3)],
     "overwrite": [("int", 1)],
     "resume": [("str", "yes")],
+    "stale_correction": [("unknown", "zz"), ("int", 3), ("param", "predict:zz=1")],
+    "actor_pool": [("str", "pool"), ("int", 1)],
 }  # fmt: skip
 
 

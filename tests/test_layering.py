@@ -6,7 +6,8 @@ import cannot hide a circle.  Layers, lowest first (a module may import its own
 layer and the ones below it, never one above):
 
 0. ``codes`` (pure NumPy schemes) and ``plugins`` (the registry helper);
-1. ``stragglers``, ``datasets``, ``models``, ``pergrad`` (one-backward partition gradients);
+1. ``stragglers``, ``datasets``, ``models``, ``pergrad`` (one-backward partition gradients),
+   ``stability`` (heavy ball with stale gradients, pure NumPy);
 2. ``sim``, ``comm``, ``task`` (over ``task_data`` and ``task_model``), ``clock`` (trace
    replays), then ``advisor`` (the scheme advisor's pure core);
 3. ``runtime``;
@@ -35,6 +36,7 @@ LAYERS = {
     "datasets": 1,
     "models": 1,
     "pergrad": 1,
+    "stability": 1,
     "data": 1,
     "sim": 2,
     "comm": 2,

@@ -29,15 +29,21 @@ GRID = {
 
 def test_ray_cells_share_one_set_of_actors(tmp_path, monkeypatch):
     from gradcode.runtime.ray import cluster as ray_cluster
+    from gradcode.runtime.ray import pool as ray_pool
 
-    started = []
-    new_actor = ray_cluster.RayCluster._new_actor
+    started = []  # worker ids of every actor started, by either path
+    new_actor, start_early = ray_cluster.RayCluster._new_actor, ray_pool.start_early
 
     def counting(self, w, opts):
         started.append(w)
         return new_actor(self, w, opts)
 
+    def counting_early(n, address=None):
+        started.extend(range(n))  # a run's actors started before its task is built
+        return start_early(n, address)
+
     monkeypatch.setattr(ray_cluster.RayCluster, "_new_actor", counting)
+    monkeypatch.setattr(ray_pool, "start_early", counting_early)
     res = run_experiment(parse_experiment(GRID), tmp_path, progress=False)
     rows = read_csv(res.results_csv)
     assert not res.failed and [r["status"] for r in rows] == ["ok"] * 3

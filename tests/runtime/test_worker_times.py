@@ -44,7 +44,12 @@ def test_records_hold_every_workers_time_and_load_from_the_schedule(tmp_path, sc
         # stragglers' times beyond the round's end are logged too
         if not getattr(sch, "chunked", False):
             expected = schedule.times(r["round"], r["worker_load"])
-            np.testing.assert_allclose(r["worker_times"], expected, rtol=1e-9)
+            if getattr(sch, "stateful", False):
+                # busy workers (runtime.cluster): a worker still computing an earlier
+                # round starts late, so it finishes no sooner than the schedule says
+                assert np.all(np.asarray(r["worker_times"]) >= expected - 1e-9)
+            else:
+                np.testing.assert_allclose(r["worker_times"], expected, rtol=1e-9)
     late = [x for r in recs for x in r["worker_times"] if x > r["duration"] + 1e-9]
     assert late, "some worker finishes after its round ends"
 
