@@ -147,8 +147,9 @@ def train_cmd(
     delay: str = typer.Option(
         "shifted-exp",
         "--delay",
-        help="Delay model: shifted-exp[:a=1,mu=1], pause:..., "
-        "pareto:alpha=2.5, trace:path=FILE.csv.",
+        help="Delay model: shifted-exp[:a=1,mu=1], pause:..., pareto:alpha=2.5, "
+        "trace:path=FILE.csv (long or wide format), parts:..., or model:path=FIT.json "
+        "from `gradcode trace fit` (docs/clock.md).",
     ),
     persistent: str = typer.Option(
         None, "--persistent", help="Persistent slow workers: k=2,kappa=5[,layout=aligned]."
