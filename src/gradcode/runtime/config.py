@@ -300,6 +300,8 @@ class RunConfig:
     clip_grad_norm: float | None = None
     #: none, auto or a method of :mod:`gradcode.runtime.stale` (stale schemes only).
     stale_correction: str = "none"
+    #: Also write the per-round scalars as TensorBoard events here (None: no TensorBoard).
+    tensorboard: str | None = None
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -373,6 +375,8 @@ def check_ranges(cfg: RunConfig) -> None:
     ):
         need(isinstance(getattr(cfg, name), str), name, "a string")
     need(isinstance(cfg.delay, DelaySpec), "delay", "a DelaySpec")
+    need(cfg.tensorboard is None or isinstance(cfg.tensorboard, str), "tensorboard",
+         "a folder path (str) or None")  # fmt: skip
     need(1 <= cfg.workers <= MAX_WORKERS, "workers", f"in 1..{MAX_WORKERS}")
     need(0 <= cfg.stragglers <= MAX_WORKERS, "stragglers", ">= 0")  # s < n: the scheme checks
     need(cfg.rounds >= 1, "rounds", ">= 1")

@@ -40,7 +40,8 @@ from .config import RunConfig
 
 #: Fields a resumed run may change: they do not alter the trained trajectory.
 #: ``rounds`` may only grow (checked separately).
-RESUMABLE_CHANGES = frozenset({"rounds", "eval_every", "checkpoint_every", "address"})
+RESUMABLE_CHANGES = frozenset({"rounds", "eval_every", "checkpoint_every", "address",
+                               "tensorboard"})  # fmt: skip
 
 #: What every checkpoint written by :func:`gradcode.runtime.loop.train` holds.
 CHECKPOINT_PARTS = ("weights", "round", "master", "optimizer", "scheduler", "oracle", "cluster",
@@ -105,8 +106,8 @@ def check_resume(cfg: RunConfig, out_dir) -> None:
     if diff:
         raise ValueError(
             f"--resume: the run in {out_dir} was started with a different configuration "
-            f"({'; '.join(diff)}); only --rounds (upward), --eval-every, --checkpoint-every "
-            "and --address may change"
+            f"({'; '.join(diff)}); only --rounds (upward), --eval-every, --checkpoint-every, "
+            "--address and --tensorboard may change"
         )
 
 

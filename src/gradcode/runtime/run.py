@@ -16,6 +16,10 @@ it, so their files are the same:
   training stops); ``resume=True`` continues from it.  No pickle: tensors plus
   JSON (see :mod:`gradcode.runtime.checkpoint`).
 
+With ``cfg.tensorboard`` the records also go, as scalars, to TensorBoard event
+files in that folder (:mod:`gradcode.runtime.tensorboard`; with or without a
+run folder).
+
 The folder belongs to one run (:mod:`gradcode.runtime.rundir`): it is locked
 for the whole run, a fresh run refuses another run's files unless
 ``overwrite`` (then deletes them all first), and a resume checks the whole
@@ -43,7 +47,9 @@ from .loop import LoopConfig, OptimizerConfig, TrainResult, reached_target, trai
 from .ray import cluster as ray_cluster
 from .ray import pool as ray_pool
 from .ray.pool import RayActorPool
+from .resume import config_record
 from .rundir import RunFolder
+from .tensorboard import Tee, TensorBoardLog, require
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,6 +237,8 @@ def run(
     A folder held by another run is refused (:class:`~gradcode.runtime.rundir.FolderInUse`).
     """
     folder = None if out_dir is None else RunFolder(out_dir)
+    if cfg.tensorboard is not None:
+        require()  # the optional dependency, before anything starts
     if resume and folder is None:
         raise ValueError("resume needs the run's output folder")
     if folder is not None:  # refusals that need neither the lock nor the data, first
@@ -271,6 +279,9 @@ def _train(cfg, scheme, cluster, task, loop, folder, *, resume, overwrite, progr
     if folder is not None:
         log = folder.open_log(append=resume)
     try:
+        if cfg.tensorboard is not None:  # a tee: rounds.jsonl and TensorBoard
+            start, clock = (0, 0.0) if ck is None else (ck["round"], ck["clock"])
+            log = Tee(log, TensorBoardLog(cfg.tensorboard, start, clock, config_record(cfg)))
         result = train(
             scheme,
             cluster,

@@ -53,7 +53,7 @@ SIGNATURE_ATOL = 1e-8
 #: (they act through the coefficient sequence, or not at all).
 NOT_TRAJECTORY = ("scheme", "stragglers", "delay", "deadline", "scheme_options",
                   "on_undecodable", "address", "time_scale", "checkpoint_every",
-                  "threads")  # fmt: skip
+                  "threads", "tensorboard")  # fmt: skip
 
 
 class SketchOracle:
