@@ -91,6 +91,34 @@ def test_train_writes_json_lines_and_summary(capsys, tmp_path):
     assert "test_accuracy" in json.loads((tmp_path / "summary.json").read_text())
 
 
+def test_train_tensorboard_writes_events_or_one_line_without_the_package(
+    capsys, tmp_path, monkeypatch
+):
+    """--tensorboard DIR (tests/runtime/test_tensorboard.py reads the events in full)."""
+    import sys
+
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    argv = ["train", "-n", "4", "-s", "1", "--rounds", "3", "--eval-every", "1", "--quiet"]
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "a"), "--tensorboard",
+                       str(tmp_path / "tb"))  # fmt: skip
+    assert code == 0, err
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/test_accuracy")] == [0, 1, 2]
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "b"), "--tensorboard", "/dev/null")
+    assert code == 2 and "/dev/null exists and is not a folder" in err
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "c"), "--tensorboard",
+                       str(tmp_path / "tb2"))  # fmt: skip
+    assert code == 2 and err == (
+        "gradcode: error: --tensorboard needs the tensorboard package: "
+        "pip install 'gradcode[tensorboard]'\n"
+    )
+    assert not (tmp_path / "c").exists() and not (tmp_path / "tb2").exists()
+
+
 @pytest.mark.parametrize(
     "argv,needle",
     [

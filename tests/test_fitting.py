@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +242,8 @@ PROBES = [
     ),
     (dict(resume=True, overwrite=True), ValueError, "pick one"),
     (dict(backend="slurm"), ValueError, "backend must be one of 'local', 'ray'"),
+    (dict(tensorboard="/dev/null"), ValueError, "tensorboard: /dev/null exists and is not a"),
+    (dict(tensorboard=3), TypeError, "tensorboard must be a folder path"),
 ]
 
 
@@ -381,6 +384,28 @@ def test_fit_and_the_cli_write_the_same_files_with_the_same_fields(tmp_path, cap
         "mean_staleness",
         "skipped_steps",
     } <= summary.keys()
+
+
+def test_fit_writes_tensorboard_events_or_refuses_without_the_package(tmp_path, monkeypatch):
+    """``tensorboard=DIR``: the CLI's ``--tensorboard`` (tests/runtime/test_tensorboard.py
+    reads the events back in full); without the package, refused before anything is written."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, res = _small(out=tmp_path / "run", tensorboard=tmp_path / "tb")
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    got = [(e.step, e.value) for e in acc.Scalars("eval/test_accuracy")]
+    assert got == [(h["round"], pytest.approx(h["test_accuracy"])) for h in res.history]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["tensorboard"] == str(tmp_path / "tb")
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the import fails
+    with pytest.raises(ValueError) as info:
+        _small(out=tmp_path / "run2", tensorboard=tmp_path / "tb2")
+    assert str(info.value) == (
+        "tensorboard=DIR needs the tensorboard package: pip install 'gradcode[tensorboard]'"
+    )
+    assert not (tmp_path / "run2").exists() and not (tmp_path / "tb2").exists()
 
 
 def test_a_second_fit_into_the_same_out_never_mixes_two_runs(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -307,3 +309,14 @@ def test_out_path(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="is not a folder"):
         chk.out_path(tmp_path / "f" / "below")
+
+
+def test_tensorboard_folder(tmp_path, monkeypatch):
+    assert chk.tensorboard_folder(None) is None
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert chk.tensorboard_folder(tmp_path / "tb") == str(tmp_path / "tb")
+    with pytest.raises(ValueError, match="tensorboard: /dev/null exists and is not a folder"):
+        chk.tensorboard_folder("/dev/null")
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed
+    with pytest.raises(ValueError, match=r"^tensorboard=DIR needs the tensorboard package: "):
+        chk.tensorboard_folder(tmp_path / "tb")

@@ -110,6 +110,7 @@ VALID = {
     "resume": [("false", False), ("false", False), ("false", False), ("true", True)],
     "stale_correction": [("none", "none"), ("auto", "auto")],
     "actor_pool": [("none", None)],  # a pool needs backend="ray": not a tiny run
+    "tensorboard": [("none", None), ("none", None), ("fresh", "TB")],
 }  # fmt: skip
 BAD = {
     "model": [("list", lambda: [1]), ("inputs4", lambda: nn.Linear(4, 3)),
@@ -162,6 +163,7 @@ BAD = {
     "resume": [("str", "yes")],
     "stale_correction": [("unknown", "zz"), ("int", 3), ("param", "predict:zz=1")],
     "actor_pool": [("str", "pool"), ("int", 1)],
+    "tensorboard": [("devnull", "/dev/null"), ("int", 5), ("empty", ""), ("file", "FILE")],
 }  # fmt: skip
 
 
@@ -210,6 +212,11 @@ def _resolve(kw: dict, root: Path) -> tuple[dict, Path | None]:
         args["out"] = str(root / out)
     if folder is not None:
         args["out"] = folder
+    tb = args.get("tensorboard")
+    if tb == "TB":
+        args["tensorboard"] = root / f"tb-{uuid.uuid4().hex[:8]}"
+    elif tb == "FILE":
+        args["tensorboard"] = str(root / tb)
     return args, folder
 
 

@@ -7,7 +7,6 @@ user mistake ends in one ``gradcode: error: ...`` line and exit status 2.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from . import __version__
 from .cli_advise import advise_cmd
 from .cli_codes import codes_app
 from .cli_common import MAX_COUNT, CLIError, out, user_errors
+from .cli_common import out_folder as _out_folder
 from .cli_trace import trace_app
 from .codes import BUILDER_ARGUMENTS, scheme_info
 
@@ -44,22 +44,6 @@ experiment_app = typer.Typer(
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(trace_app, name="trace")
 app.command("advise")(advise_cmd)
-
-
-def _out_folder(path: Path | None) -> Path | None:
-    """``--out`` callback: the folder must be (or be creatable as) a writable folder."""
-    if path is None:
-        return None
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if probe == path and not path.is_dir():
-        raise typer.BadParameter(f"{path} exists and is not a folder")
-    if not probe.is_dir():
-        raise typer.BadParameter(f"cannot create {path}: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise typer.BadParameter(f"{probe} is not writable")
-    return path
 
 
 @app.callback(invoke_without_command=True)
@@ -209,8 +193,8 @@ def train_cmd(
         False,
         "--resume",
         help="Continue the run in OUT from its checkpoint (checked whole before anything is "
-        "touched); only --rounds (upward), --eval-every, --checkpoint-every and --address may "
-        "differ from the run's config.json.",
+        "touched); only --rounds (upward), --eval-every, --checkpoint-every, --address and "
+        "--tensorboard may differ from the run's config.json.",
     ),
     overwrite: bool = typer.Option(
         False,
@@ -230,6 +214,14 @@ def train_cmd(
         None,
         "--target-accuracy",
         help="Stop at the first evaluation with test accuracy >= this (e.g. 0.85).",
+    ),
+    tensorboard: Path = typer.Option(
+        None,
+        "--tensorboard",
+        metavar="DIR",
+        callback=_out_folder,
+        help="Also write the per-round scalars to TensorBoard event files in DIR (watch: "
+        "tensorboard --logdir DIR; needs the optional tensorboard package).",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     scheme_opt: list[str] = typer.Option(
@@ -256,7 +248,8 @@ def train_cmd(
     from .runtime.run import build_scheme, run
 
     given = ctx.params
-    named = {f.name for f in fields(RunConfig)} - {"delay", "verify", "scheme_options"}
+    translated = {"delay", "verify", "scheme_options", "tensorboard"}
+    named = {f.name for f in fields(RunConfig)} - translated
     with user_errors():
         if resume and overwrite:
             raise CLIError("--resume continues the run in OUT; --overwrite deletes it: pick one")
@@ -265,6 +258,7 @@ def train_cmd(
             delay=DelaySpec(delay, persistent, bursty, crash),
             verify=not no_verify,
             scheme_options=_scheme_options(scheme, scheme_opt),
+            tensorboard=None if tensorboard is None else str(tensorboard),
         )
         cfg.delay.build()  # validate before starting anything
         build_scheme(cfg)

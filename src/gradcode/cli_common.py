@@ -1,4 +1,5 @@
-"""What every ``gradcode`` command shares: the console, size bounds, one-line errors.
+"""What every ``gradcode`` command shares: the console, size bounds, one-line errors,
+the output-folder check.
 
 Commands raise :class:`CLIError` for a user mistake; :func:`gradcode.cli.main`
 prints it as one ``gradcode: error: ...`` line and exits with status 2.
@@ -7,8 +8,11 @@ prints it as one ``gradcode: error: ...`` line and exits with status 2.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
+import typer
 from rich.console import Console
 
 out = Console(highlight=False)
@@ -34,3 +38,20 @@ def user_errors() -> Iterator[None]:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         raise CLIError(f"{exc.strerror or exc}{where}") from None
+
+
+def out_folder(path: Path | None) -> Path | None:
+    """``--out`` (and ``--tensorboard``) callback: the folder must be (or be creatable as)
+    a writable folder."""
+    if path is None:
+        return None
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe == path and not path.is_dir():
+        raise typer.BadParameter(f"{path} exists and is not a folder")
+    if not probe.is_dir():
+        raise typer.BadParameter(f"cannot create {path}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"{probe} is not writable")
+    return path

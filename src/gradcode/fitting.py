@@ -54,6 +54,10 @@ What happens:
   warning.  A loss, gradient or weights that become non-finite stop training
   with :class:`~gradcode.runtime.loop.TrainingStopped` (and a checkpoint of the
   last finite weights with ``out``), as ``gradcode train`` does.
+* ``tensorboard="DIR"`` also writes the per-round scalars (losses, accuracy,
+  round time, exactness, staleness) as TensorBoard events into ``DIR``
+  (:mod:`gradcode.runtime.tensorboard`; watch with ``tensorboard --logdir
+  DIR``); it needs the optional ``tensorboard`` package.
 * ``backend="local"`` computes in this process on a virtual clock
   (deterministic for a seed); ``backend="ray"`` runs real actors.
 """
@@ -113,6 +117,7 @@ def fit(
     resume: bool = False,
     stale_correction: str = "none",
     actor_pool: RayActorPool | None = None,
+    tensorboard: str | Path | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` with ``scheme``; see the module docstring.
 
@@ -232,6 +237,7 @@ def _scalars(kw) -> RunConfig:
         clip_grad_norm=opt("clip_grad_norm", chk.number),
         scheme_options=tuple(options.items()),
         stale_correction=_stale_correction(kw["stale_correction"]),
+        tensorboard=chk.tensorboard_folder(kw["tensorboard"]),
     )
     try:
         build_scheme(cfg)

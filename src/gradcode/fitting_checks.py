@@ -22,6 +22,9 @@ here writes a file or trains a step.
   loss (``reduction="sum"``) is refused, detected by comparing the loss of a
   batch with the mean of the losses of its two halves (equal for a mean, twice
   it for a sum);
+* ``out`` and ``tensorboard`` (:func:`out_path`, :func:`tensorboard_folder`):
+  folders that exist or can be created, writable; ``tensorboard`` also needs
+  the optional ``tensorboard`` package;
 * the optimizer and scheduler factories (:func:`check_optimizer`,
   :func:`check_scheduler`): a ``torch.optim.Optimizer`` over exactly the
   model's trainable parameters, stepped without a closure, with a positive
@@ -54,6 +57,7 @@ from .datasets import PARTITIONINGS
 from .runtime.config import MAX_LR
 from .runtime.resume import requires_closure
 from .runtime.rundir import check_out_folder
+from .runtime.tensorboard import require as require_tensorboard
 
 #: Rows of the dry-run batches (even: the summed-loss check splits it in halves).
 DRY_ROWS = 8
@@ -472,6 +476,16 @@ def check_scheduler(factory, opt: torch.optim.Optimizer):
     return sched
 
 
-def out_path(out):
+def out_path(out, what: str = "out"):
     """``out`` (``None``, ``str`` or path-like) checked to be usable as a folder."""
-    return None if out is None else check_out_folder(out, "out")
+    return None if out is None else check_out_folder(out, what)
+
+
+def tensorboard_folder(path) -> str | None:
+    """``tensorboard``: ``None``, or a usable folder with the optional ``tensorboard``
+    package installed (:func:`gradcode.runtime.tensorboard.require`)."""
+    if path is None:
+        return None
+    folder = check_out_folder(path, "tensorboard")
+    require_tensorboard("tensorboard=DIR")
+    return str(folder)
