@@ -134,8 +134,9 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         f"<p>{len(ok_rows)} finished cells, {len(failed)} failed or missing, "
         f"{len(skipped)} skipped, {len(groups)} groups. Target: {html.escape(target_txt)}; "
         "ratio = scheme's simulated time to target / DGD's, per seed (same straggler schedule), "
-        "mean ± sample std (ddof = 1) over the runs that reached it; the rounds-to-target ratio "
-        "separates fewer rounds from cheaper rounds.</p>",
+        "geometric mean and 95% t-interval of the log ratios over the n runs where both "
+        "reached the target (the others are counted in reached/runs); the rounds-to-target "
+        "ratio separates fewer rounds from cheaper rounds.</p>",
         "<h2>Headline</h2>",
         headline_html(head),
         "<h3>By straggler model</h3>",
