@@ -49,6 +49,7 @@ SMALL = {
     "eval_every": (1, 3),
     "lr": (1e-3, 1.0),
     "momentum": (0.0, 0.9),
+    "weight_decay": (0.0, 0.01),
     "deadline": (1.0, 20.0),
     "time_scale": (0.0, 0.01),
 }

@@ -21,10 +21,9 @@ from typer.exceptions import TyperException
 from . import __version__
 from .cli_advise import advise_cmd
 from .cli_codes import codes_app
-from .cli_common import MAX_COUNT, CLIError, out, user_errors
+from .cli_common import MAX_COUNT, CLIError, out, train_config, user_errors
 from .cli_common import out_folder as _out_folder
 from .cli_trace import trace_app
-from .codes import BUILDER_ARGUMENTS, scheme_info
 
 app = typer.Typer(
     help="Straggler-resilient distributed training with gradient coding.",
@@ -158,6 +157,7 @@ def train_cmd(
     lr: float = typer.Option(0.5, "--lr"),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd or adam."),
     momentum: float = typer.Option(0.0, "--momentum"),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", min=0.0, help="L2 weight decay."),
     deadline: float = typer.Option(
         None, "--deadline", help="Stop each round at this (virtual) time."
     ),
@@ -241,25 +241,13 @@ def train_cmd(
     ``--no-verify``, ``--scheme-opt``).  The run folder is locked while the run
     lasts; a folder holding another run needs ``--overwrite`` (or ``--resume``).
     """
-    from dataclasses import fields
-
-    from .runtime.config import DelaySpec, RunConfig
     from .runtime.loop import TrainingStopped
     from .runtime.run import build_scheme, run
 
-    given = ctx.params
-    translated = {"delay", "verify", "scheme_options", "tensorboard"}
-    named = {f.name for f in fields(RunConfig)} - translated
     with user_errors():
         if resume and overwrite:
             raise CLIError("--resume continues the run in OUT; --overwrite deletes it: pick one")
-        cfg = RunConfig(
-            **{name: given[name] for name in named & given.keys()},
-            delay=DelaySpec(delay, persistent, bursty, crash),
-            verify=not no_verify,
-            scheme_options=_scheme_options(scheme, scheme_opt),
-            tensorboard=None if tensorboard is None else str(tensorboard),
-        )
+        cfg = train_config(ctx.params)
         cfg.delay.build()  # validate before starting anything
         build_scheme(cfg)
         try:
@@ -275,22 +263,6 @@ def train_cmd(
         f"train loss {fin.get('train_loss', float('nan')):.4f}, "
         f"test accuracy {fin.get('test_accuracy', float('nan')):.3f} -> {out_dir}"
     )
-
-
-def _scheme_options(scheme: str, items: list[str] | None) -> tuple[tuple[str, object], ...]:
-    """``--scheme-opt key=value`` items, typed by the scheme's constructor signature."""
-    from .runtime.config import typed_options
-
-    pairs = []
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CLIError(f"--scheme-opt expects key=value, got {item!r}")
-        pairs.append((key.strip(), value.strip()))
-    with user_errors():
-        info = scheme_info(scheme)  # an unknown scheme: one line naming the known ones
-        what = f"--scheme-opt for {scheme}"
-        return typed_options(pairs, info.factory, what, skip=BUILDER_ARGUMENTS)
 
 
 @contextlib.contextmanager

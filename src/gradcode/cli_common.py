@@ -55,3 +55,47 @@ def out_folder(path: Path | None) -> Path | None:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise typer.BadParameter(f"{probe} is not writable")
     return path
+
+
+def train_config(params: dict):
+    """The :class:`~gradcode.runtime.config.RunConfig` of ``gradcode train``'s parsed
+    options (``params``: the click context's ``params``).
+
+    Options named like a ``RunConfig`` field are that field; the rest are
+    translated (``--delay`` and its wrappers, ``--no-verify``, ``--scheme-opt``,
+    ``--tensorboard``).
+    The grid's ``command`` column (:mod:`gradcode.grid.command`) is checked
+    against this function: a cell's command parses back into the cell's config.
+    """
+    from dataclasses import fields
+
+    from .runtime.config import DelaySpec, RunConfig
+
+    translated = {"delay", "verify", "scheme_options", "tensorboard"}
+    named = {f.name for f in fields(RunConfig)} - translated
+    p = params
+    tb = p.get("tensorboard")
+    return RunConfig(
+        **{name: p[name] for name in named & p.keys()},
+        delay=DelaySpec(p["delay"], p.get("persistent"), p.get("bursty"), p.get("crash")),
+        verify=not p.get("no_verify", False),
+        scheme_options=scheme_options(p["scheme"], p.get("scheme_opt")),
+        tensorboard=None if tb is None else str(tb),
+    )
+
+
+def scheme_options(scheme: str, items) -> tuple[tuple[str, object], ...]:
+    """``--scheme-opt key=value`` items, typed by the scheme's constructor signature."""
+    from .codes import BUILDER_ARGUMENTS, scheme_info
+    from .runtime.config import typed_options
+
+    pairs = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--scheme-opt expects key=value, got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    with user_errors():
+        info = scheme_info(scheme)  # an unknown scheme: one line naming the known ones
+        what = f"--scheme-opt for {scheme}"
+        return typed_options(pairs, info.factory, what, skip=BUILDER_ARGUMENTS)

@@ -58,6 +58,8 @@ def grids(draw):
             tune["momentum"] = [0.0, 0.9]
         if draw(st.booleans()):
             tune["straggler"] = draw(st.sampled_from(list(STRAGGLERS)))
+        if draw(st.booleans()):  # stale schemes run once per correction
+            tune["stale_correction"] = draw(subset(["none", "auto", "predict"]))
         raw["tune"] = tune
     return raw
 

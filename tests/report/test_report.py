@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from gradcode.report.analysis import analyse
 from gradcode.report.page import render_report
@@ -31,7 +32,7 @@ def test_analyse_ratios(ci_results):
             assert p["ratio_vs_dgd"] == pytest.approx(1.0)
     head = {h["scheme"]: h for h in an["headline"]}
     assert set(head) == {"dgd", "is_sgd", "frc", "pgc", "pgc_reference"}
-    assert head["dgd"]["ratio_mean"] == pytest.approx(1.0)
+    assert head["dgd"]["ratio_gmean"] == pytest.approx(1.0)
     assert head["frc"]["reached"] == head["frc"]["runs"] == 4  # exact: same iterates as DGD
     assert 0 <= head["pgc"]["accuracy_mean"] <= 1
     # an absolute target overrides target_at
@@ -80,7 +81,7 @@ def test_cli_report(ci_results, tmp_path, capsys, monkeypatch):
 # ---------------------------------------------------------------- issue 13.8 and tuning
 
 
-def test_std_over_seeds_is_the_sample_std(ci_results):
+def test_ratios_over_seeds_are_geometric_means_with_log_scale_intervals(ci_results):
     _, out, _ = ci_results
     an = analyse(out)
     for h in an["headline"]:
@@ -90,7 +91,11 @@ def test_std_over_seeds_is_the_sample_std(ci_results):
             if p["scheme"] == h["scheme"] and np.isfinite(p["ratio_vs_dgd"])
         ]
         if len(ratios) > 1:
-            assert h["ratio_std"] == pytest.approx(np.std(ratios, ddof=1))
+            logs = np.log(ratios)  # geometric mean, t-interval on the log scale
+            half = stats.t.ppf(0.975, len(logs) - 1) * np.std(logs, ddof=1) / np.sqrt(len(logs))
+            assert h["ratio_gmean"] == pytest.approx(np.exp(logs.mean()))
+            assert h["ratio_ci_high"] == pytest.approx(np.exp(logs.mean() + half))
+            assert h["ratio_n"] == len(ratios)
     assert all("rounds_to_target" in p and "rounds_ratio_vs_dgd" in p for p in an["per_run"])
     dgd = [p for p in an["per_run"] if p["scheme"] == "dgd"]
     assert all(p["rounds_ratio_vs_dgd"] == pytest.approx(1.0) for p in dgd)

@@ -17,7 +17,7 @@ from scipy import stats
 from gradcode.report.analysis import analyse
 from gradcode.report.page import render_report
 from gradcode.report.study import best_exact, headline_by_task
-from gradcode.report.tables import ci95
+from gradcode.report.tables import ci95, geo_ci95
 from gradcode.report.wallclock import wallclock
 
 TASK = "fashion_mnist/mlp"
@@ -148,25 +148,31 @@ def test_headline_by_task_means_cis_and_best_exact_code(study):
     (pgc,) = _rows(study, "pgc", table)
     assert (pgc["task"], pgc["partitioning"], pgc["straggler"], pgc["s"]) == (TASK, "iid", "se", 1)
     assert (pgc["runs"], pgc["reached"]) == (3, 3)
-    mean, lo, hi = ci95([0.8, 0.9, 1.0])
-    assert pgc["ratio_vs_dgd_mean"] == pytest.approx(0.9)
+    # ratios: geometric mean, t-interval of the log ratios exponentiated, n seeds averaged
+    g, lo, hi, n = geo_ci95([0.8, 0.9, 1.0])
+    assert g == pytest.approx(np.exp(np.mean(np.log([0.8, 0.9, 1.0])))) and n == 3
+    assert pgc["ratio_vs_dgd_gmean"] == pytest.approx(g) and pgc["ratio_vs_dgd_n"] == 3
     assert (pgc["ratio_vs_dgd_ci_low"], pgc["ratio_vs_dgd_ci_high"]) == pytest.approx((lo, hi))
+    assert lo < g < hi and (lo, hi) != pytest.approx(ci95([0.8, 0.9, 1.0])[1:])
     # cyclic_mds is faster where it reaches but misses a seed: frc is the best exact code
     assert {r["best_exact"] for r in table} == {"frc"}
     vs = [0.8 / 1.2, 0.9 / 1.2, 1.0 / 1.2]
-    assert pgc["ratio_vs_best_exact_mean"] == pytest.approx(np.mean(vs))
-    assert pgc["ratio_vs_best_exact_ci_high"] == pytest.approx(ci95(vs)[2])
-    assert pgc["rounds_ratio_vs_dgd_mean"] == pytest.approx(0.75)
+    assert pgc["ratio_vs_best_exact_gmean"] == pytest.approx(geo_ci95(vs)[0])
+    assert pgc["ratio_vs_best_exact_ci_high"] == pytest.approx(geo_ci95(vs)[2])
+    assert pgc["rounds_ratio_vs_dgd_gmean"] == pytest.approx(0.75)
     assert pgc["accuracy_mean"] == pytest.approx(TARGET)
     assert pgc["time_per_round_mean"] == pytest.approx(np.mean([0.8 * 8 / 6, 0.9 * 16 / 6, 2.0]))
     (frc,) = _rows(study, "frc", table)
-    assert frc["ratio_vs_dgd_mean"] == pytest.approx(1.2) and frc["retimed"] == 3
+    assert frc["ratio_vs_dgd_gmean"] == pytest.approx(1.2) and frc["retimed"] == 3
     assert frc["ratio_vs_dgd_ci_low"] == pytest.approx(1.2)  # zero spread: a point interval
-    assert frc["ratio_vs_best_exact_mean"] == pytest.approx(1.0)
+    assert frc["ratio_vs_best_exact_gmean"] == pytest.approx(1.0)
     (cyc,) = _rows(study, "cyclic_mds", table)
-    assert (cyc["reached"], cyc["ratio_vs_dgd_mean"]) == (2, pytest.approx(0.5))
+    # a missed seed is counted (reached 2/3), not averaged (n = 2)
+    assert (cyc["reached"], cyc["ratio_vs_dgd_gmean"]) == (2, pytest.approx(0.5))
+    assert cyc["ratio_vs_dgd_n"] == 2
     (never,) = _rows(study, "is_sgd", table)
-    assert never["reached"] == 0 and math.isnan(never["ratio_vs_dgd_mean"])
+    assert never["reached"] == 0 and math.isnan(never["ratio_vs_dgd_gmean"])
+    assert never["ratio_vs_dgd_n"] == 0
     assert math.isnan(never["time_to_target_mean"])
 
 
@@ -189,7 +195,9 @@ def test_one_seed_has_no_interval(tmp_path):
         w.writeheader()
         w.writerows(rows)
     (pgc,) = _rows(out, "pgc")
-    assert pgc["ratio_vs_dgd_mean"] == pytest.approx(0.8) and math.isnan(pgc["ratio_vs_dgd_ci_low"])
+    assert pgc["ratio_vs_dgd_gmean"] == pytest.approx(0.8) and math.isnan(
+        pgc["ratio_vs_dgd_ci_low"]
+    )
     render_report(out)
     md = (out / "report" / "headline_by_task.md").read_text()
     assert "0.800 [–]" in md
@@ -200,7 +208,7 @@ def test_target_falls_back_without_the_column(tmp_path):
     out = write_results(tmp_path / "nocol", column=False)
     assert [p["target"] for p in analyse(out)["per_run"]] == pytest.approx([TARGET] * 18)
     (pgc,) = _rows(out, "pgc")
-    assert pgc["ratio_vs_dgd_mean"] == pytest.approx(0.9)
+    assert pgc["ratio_vs_dgd_gmean"] == pytest.approx(geo_ci95([0.8, 0.9, 1.0])[0])
     # an absolute [report] target: 0.4 = half of 0.8, reached at half of each run's rounds
     out = write_results(tmp_path / "abs", column=False, report={"target": 0.4})
     dgd = [p for p in analyse(out)["per_run"] if p["scheme"] == "dgd"]
@@ -232,11 +240,12 @@ def test_report_writes_task_files_figures_and_html(tmp_path):
     assert not (rep / "wallclock.csv").exists()  # local runs only
     table = list(csv.DictReader((rep / "headline_by_task.csv").open()))
     assert len(table) == 4 * len(PLAN)  # 2 straggler models x 2 s values
-    assert {"ratio_vs_dgd_ci_low", "best_exact", "ratio_vs_best_exact_mean"} <= set(table[0])
+    assert {"ratio_vs_dgd_ci_low", "best_exact", "ratio_vs_best_exact_gmean"} <= set(table[0])
     md = (rep / "headline_by_task.md").read_text()
     assert md.count(f"## {TASK}") == 1 and md.count("### stragglers") == 4
-    assert "0.900 [0.652, 1.148]" in md and "(frc)" in md
-    assert "<h2>Headline by task</h2>" in html and "0.900 [0.652, 1.148]" in html
+    cell = "{} [{}, {}], n=3".format(*(f"{x:.3f}" for x in geo_ci95([0.8, 0.9, 1.0])[:3]))
+    assert cell in md and "(frc)" in md
+    assert "<h2>Headline by task</h2>" in html and cell in html
     assert "time to target vs DGD" in html  # the task figure's heading
 
 
@@ -293,14 +302,14 @@ def test_wallclock_converts_both_clocks_to_seconds(ray_study):
     pgc_wall = [0.8 * 8 * SCALE, 0.9 * 16 * SCALE, 12 * SCALE]
     assert pgc["wall_time_to_target_s_mean"] == pytest.approx(np.mean(pgc_wall))
     assert pgc["sim_time_to_target_s_mean"] == pytest.approx(np.mean(pgc_wall) / 1.25)
-    assert pgc["wall_ratio_vs_dgd_mean"] == pytest.approx(0.9)
-    assert pgc["sim_ratio_vs_dgd_mean"] == pytest.approx(0.9 / 1.25)
-    lo, hi = ci95([0.8, 0.9, 1.0])[1:]
+    g, lo, hi, _ = geo_ci95([0.8, 0.9, 1.0])
+    assert pgc["wall_ratio_vs_dgd_gmean"] == pytest.approx(g)
+    assert pgc["sim_ratio_vs_dgd_gmean"] == pytest.approx(g / 1.25)
     assert (pgc["wall_ratio_vs_dgd_ci_low"], pgc["wall_ratio_vs_dgd_ci_high"]) == pytest.approx(
         (lo, hi)
     )
     assert pgc["fidelity"] == pytest.approx(1.25) and dgd["fidelity"] == pytest.approx(1.0)
-    assert by["is_sgd"]["reached"] == 0 and math.isnan(by["is_sgd"]["wall_ratio_vs_dgd_mean"])
+    assert by["is_sgd"]["reached"] == 0 and math.isnan(by["is_sgd"]["wall_ratio_vs_dgd_gmean"])
     c = curves["fmnist-iid-se-s1-pgc-0"]
     assert c["wall"][-1] == pytest.approx(0.8 * 8 * SCALE)
     assert c["sim"][-1] == pytest.approx(0.8 * 8 * SCALE / 1.25)
@@ -308,7 +317,7 @@ def test_wallclock_converts_both_clocks_to_seconds(ray_study):
     bare = [{k: v for k, v in r.items() if k != "time_scale"}
             for r in read_csv(ray_study / "rounds.csv")]  # fmt: skip
     again, _ = wallclock(an["per_run"], bare, "test_accuracy")
-    for key in ("wall_time_to_target_s_mean", "sim_ratio_vs_dgd_mean", "fidelity"):
+    for key in ("wall_time_to_target_s_mean", "sim_ratio_vs_dgd_gmean", "fidelity"):
         assert [r[key] for r in again] == pytest.approx([r[key] for r in rows], nan_ok=True)
 
 

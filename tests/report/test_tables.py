@@ -78,8 +78,8 @@ def test_one_value_has_no_sample_std_and_the_table_shows_a_dash():
     run = {"scheme": "pgc", "ratio_vs_dgd": 0.8, "rounds_ratio_vs_dgd": 0.9, "lr": 0.5,
            "time_to_target": 4.0, "test_accuracy": 0.9, "time_per_round": 1.0}  # fmt: skip
     (row,) = headline([run])
-    assert row["ratio_mean"] == 0.8 and math.isnan(row["ratio_std"])
-    assert "| 0.800 ± – |" in headline_markdown([row])
+    assert row["ratio_gmean"] == 0.8 and math.isnan(row["ratio_ci_low"]) and row["ratio_n"] == 1
+    assert "| 0.800 [–], n=1 |" in headline_markdown([row])
 
 
 def test_csv_round_trip_and_columns(tmp_path):

@@ -100,7 +100,10 @@ def derive_factors(paths) -> dict[str, dict[int, tuple[float | None, int, int]]]
     for path in paths:
         with open(path, newline="") as fh:
             for row in csv.DictReader(fh):
-                ratio = float(row["rounds_ratio_vs_dgd_mean"])
+                # geometric mean (issue 26); tables before it have the arithmetic one
+                ratio = float(
+                    row.get("rounds_ratio_vs_dgd_gmean") or row["rounds_ratio_vs_dgd_mean"]
+                )
                 ok = int(row["reached"]) == int(row["runs"]) and np.isfinite(ratio)
                 groups[row["scheme"], int(row["s"]), row["task"]].append((ratio, ok))
     per: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))

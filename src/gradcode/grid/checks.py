@@ -78,6 +78,8 @@ def validate_experiment(cfg) -> None:
                 raise ValueError(f"unknown model {t.model!r}; choose from {models}")
             if t.lr is not None and not t.lr > 0:
                 raise ValueError(f"task {t.label}: lr must be positive, got {t.lr}")
+            if t.momentum is not None and not 0 <= t.momentum < 1:
+                raise ValueError(f"task {t.label}: momentum must be in [0, 1), got {t.momentum}")
             for key in INT_TASK_KEYS:
                 if getattr(t, key) is not None and getattr(t, key) < 1:
                     raise ValueError(f"task {t.label}: {key} must be >= 1, got {getattr(t, key)}")

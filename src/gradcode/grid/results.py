@@ -1,7 +1,9 @@
 """Reading and writing a results directory: finished cells, tidy CSVs, round rows.
 
 ``OUT/results.csv`` has one row per cell (its :class:`~gradcode.grid.schema.Cell`
-columns, the run's settings and :data:`~gradcode.grid.schema.SUMMARY_COLUMNS`),
+columns, the run's settings, :data:`~gradcode.grid.schema.SUMMARY_COLUMNS` and
+``command``, the ``gradcode train`` line that reproduces the cell:
+:mod:`gradcode.grid.command`),
 ``OUT/rounds.csv`` one row per round of every cell.  A cell is finished when its
 ``summary.json`` exists and its ``config.json`` matches its current
 :class:`~gradcode.runtime.config.RunConfig` (:func:`is_finished`).  Every file is
@@ -22,6 +24,7 @@ from ..report.tables import read_csv, write_csv
 from ..runtime.cluster import Schedule
 from ..runtime.config import RunConfig
 from ..runtime.ray import DEFAULT_TIME_SCALE
+from .command import train_command
 from .schema import CELL_COLUMNS, ROUND_COLUMNS, SUMMARY_COLUMNS, Cell, ExperimentConfig
 
 
@@ -95,6 +98,7 @@ def collect_results(
         row["tune_seed"] = "" if cfg.tune is None else cfg.tune.seed
         row.update({k: "" for k in SUMMARY_COLUMNS})
         row.update(runtime_seconds="", schedule_digest="")
+        row["command"] = cell_command(cfg, cell, rc)
         summ = read_json(d / "summary.json") if is_finished(rc, d) else None
         if summ is not None:
             row["status"] = "ok"
@@ -128,6 +132,12 @@ def collect_results(
 #: virtual clock's ``simulated_duration`` for the same seeded schedule, and the run's
 #: ``time_scale`` (real seconds per schedule unit; the durations are in schedule units).
 PREDICTED_COLUMNS = ("predicted_duration", "simulated_duration", "time_scale")
+
+
+def cell_command(cfg: ExperimentConfig, cell: Cell, rc: RunConfig) -> str:
+    """The ``gradcode train`` line that reproduces the cell locally, into
+    ``out/<grid>/<cell-id>`` (:mod:`gradcode.grid.command`)."""
+    return train_command(rc, f"out/{cfg.name}/{cell.cell_id}")
 
 
 def _time_scale(rc: RunConfig) -> float:
@@ -179,6 +189,7 @@ def clean_cell(out_dir: str | Path, cell: Cell) -> None:
 
 __all__ = [
     "PREDICTED_COLUMNS",
+    "cell_command",
     "clean_cell",
     "collect_results",
     "is_finished",

@@ -33,7 +33,8 @@ TOML schema (all shared keys at the top, before any table)::
     schemes = ["dgd", "frc", "pgc"]
     stragglers = ["shifted_exp", "persistent"]   # default: every named model
     seeds = [0, 1, 2]
-    tasks = ["breast_cancer/logreg", {dataset = "digits", model = "mlp", lr = 0.1}]
+    tasks = ["breast_cancer/logreg", {dataset = "digits", model = "mlp", lr = 0.1,
+             momentum = 0.5}]
     s = [1, 2, 3]
     partitionings = ["iid", "label_sorted"]
 
@@ -111,7 +112,8 @@ SHARED_KEYS = {
 }
 TABLES = ("stragglers", "grid", "grids", "report", "tune")
 TUNE_KEYS = ("lr", "momentum", "seed", "straggler", "stale_correction")
-TASK_KEYS = ("dataset", "model", "lr", "batch_size", "target_accuracy", "rounds", "eval_every")
+TASK_KEYS = ("dataset", "model", "lr", "batch_size", "target_accuracy", "rounds", "eval_every",
+             "momentum")  # fmt: skip
 GRID_KEYS = ("schemes", "stragglers", "seeds", "tasks", "s", "partitionings")
 REPORT_KEYS = ("metric", "target_at", "target", "targets")
 DELAY_KEYS = ("base", "persistent", "bursty", "crash")
@@ -153,9 +155,9 @@ ROUND_COLUMNS = (
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A dataset/model pair, optionally with its own learning rate, minibatch size,
-    test-accuracy target (runs stop on reaching it) and round cap (``None``: the
-    experiment's shared value)."""
+    """A dataset/model pair, optionally with its own learning rate, momentum, minibatch
+    size, test-accuracy target (runs stop on reaching it) and round cap (``None``: the
+    experiment's shared value; with ``[tune]``, lr and momentum are the tuning's)."""
 
     dataset: str
     model: str
@@ -164,6 +166,7 @@ class TaskSpec:
     target_accuracy: float | None = None
     rounds: int | None = None
     eval_every: int | None = None
+    momentum: float | None = None
 
     @property
     def label(self) -> str:
@@ -378,7 +381,7 @@ class ExperimentConfig:
             rounds=pick(task.rounds, self.rounds),
             optimizer=self.optimizer,
             lr=float(lr),
-            momentum=self.momentum if momentum is None else float(momentum),
+            momentum=pick(task.momentum, self.momentum) if momentum is None else float(momentum),
             weight_decay=self.weight_decay,
             deadline=self.deadline,
             seed=cell.seed,

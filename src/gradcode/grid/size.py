@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..runtime.stale import stale_schemes
+
 
 @dataclass(frozen=True)
 class GridSize:
@@ -73,10 +75,10 @@ def grid_size(cfg, invalid: dict) -> GridSize:
     pairs that cannot be built, :func:`gradcode.grid.checks.invalid_pairs`)."""
     tune = cfg.tune
 
-    def boxes(valid_only: bool, tuning: bool = False) -> list[tuple[frozenset, ...]]:
+    def boxes(valid_only: bool, tuning: bool = False, only=None) -> list[tuple[frozenset, ...]]:
         out = []
         for g in cfg.grids:
-            pairs = {(sch, s) for sch in g.schemes for s in g.s}
+            pairs = {(sch, s) for sch in g.schemes for s in g.s if only is None or sch in only}
             if valid_only:
                 pairs -= set(invalid)
             seeds = {tune.seed} if tuning else g.seeds
@@ -89,9 +91,13 @@ def grid_size(cfg, invalid: dict) -> GridSize:
     every, exact_every = union_size(boxes(False))
     tuning = 0
     if tune is not None and cells:
+        # stale schemes run every candidate once per [tune] stale_correction
+        per = len(tune.lr) * max(1, len(tune.momentum))
+        stale = frozenset(stale_schemes()) if tune.stale_correction else frozenset()
         bases, exact_bases = union_size(boxes(True, tuning=True))
-        tuning = bases * len(tune.lr) * max(1, len(tune.momentum))
-        exact = exact and exact_bases
+        stale_bases, exact_stale = union_size(boxes(True, tuning=True, only=stale))
+        tuning = per * (bases + stale_bases * (len(tune.stale_correction) - 1))
+        exact = exact and exact_bases and exact_stale
     return GridSize(cells, max(every - cells, 0), tuning, exact and exact_every)
 
 

@@ -16,7 +16,7 @@ ratio vs DGD is taken per seed (both runs saw the same straggler schedule),
 then averaged over the seeds where the scheme reached the target.  The
 rounds-to-target ratio (rounds at that first evaluation, per seed, vs DGD's)
 is reported next to it, to separate "fewer rounds" from "cheaper rounds".
-Standard deviations are sample ones (``ddof = 1``; "–" for a single value).
+Standard deviations (accuracy) are sample ones (``ddof = 1``; "–" for a single value).
 """
 
 from __future__ import annotations
@@ -32,7 +32,16 @@ import numpy as np
 
 from . import tables
 from .study import target_for
-from .tables import BASELINE, fmt, mean_std, rounds_to_target, scheme_order, time_to_target
+from .tables import (
+    BASELINE,
+    fmt,
+    fmt_ci,
+    mean_std,
+    put_geo_ci,
+    rounds_to_target,
+    scheme_order,
+    time_to_target,
+)
 
 #: Columns the report needs in each input table.
 _REQUIRED = {
@@ -166,20 +175,15 @@ def headline(per_run: list[dict], key: str | None = None) -> list[dict]:
             ps = buckets[k, scheme]
             ratios = [p["ratio_vs_dgd"] for p in ps]
             reached = sum(np.isfinite(p["time_to_target"]) for p in ps)
-            r_mean, r_std = mean_std(ratios)
-            rr_mean, rr_std = mean_std([p["rounds_ratio_vs_dgd"] for p in ps])
             a_mean, a_std = mean_std([p["test_accuracy"] for p in ps])
             t_mean, _ = mean_std([p["time_per_round"] for p in ps])
             row = {key: k} if key else {}
+            row.update(scheme=scheme, runs=len(ps), reached=int(reached))
+            put_geo_ci(row, "ratio", ratios)
+            fin = [x for x in ratios if np.isfinite(x)]
+            row["ratio_median"] = float(np.median(fin)) if fin else math.nan
+            put_geo_ci(row, "rounds_ratio", [p["rounds_ratio_vs_dgd"] for p in ps])
             row.update(
-                scheme=scheme,
-                runs=len(ps),
-                reached=int(reached),
-                ratio_mean=r_mean,
-                ratio_std=r_std,
-                ratio_median=float(np.nanmedian(ratios)) if np.isfinite(ratios).any() else math.nan,
-                rounds_ratio_mean=rr_mean,
-                rounds_ratio_std=rr_std,
                 lr=_lr_text(ps),
                 accuracy_mean=a_mean,
                 accuracy_std=a_std,
@@ -203,9 +207,9 @@ def headline_cells(head: list[dict], key: str | None = None) -> tuple[list[str],
     cols = ([key] if key else []) + [
         "scheme",
         "lr",
-        "time-to-target ratio vs DGD (mean ± std)",
+        "time-to-target ratio vs DGD (geo. mean [95% CI], n)",
         "median ratio",
-        "rounds-to-target ratio vs DGD (mean ± std)",
+        "rounds-to-target ratio vs DGD (geo. mean [95% CI], n)",
         "reached/runs",
         "final test accuracy",
         "time/round",
@@ -217,9 +221,9 @@ def headline_cells(head: list[dict], key: str | None = None) -> tuple[list[str],
             + [
                 h["scheme"],
                 h.get("lr", ""),
-                f"{fmt(h['ratio_mean'])} ± {fmt(h['ratio_std'])}",
+                f"{fmt_ci(h, 'ratio')}, n={h['ratio_n']}",
                 fmt(h["ratio_median"]),
-                f"{fmt(h['rounds_ratio_mean'])} ± {fmt(h['rounds_ratio_std'])}",
+                f"{fmt_ci(h, 'rounds_ratio')}, n={h['rounds_ratio_n']}",
                 f"{h['reached']}/{h['runs']}",
                 f"{fmt(h['accuracy_mean'])} ± {fmt(h['accuracy_std'])}",
                 fmt(h["time_per_round"], 2),

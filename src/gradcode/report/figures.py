@@ -176,14 +176,19 @@ def headline_figure(head: list[dict], out: Path) -> Path:
     rows = [h for h in head if h["scheme"] != BASELINE]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     xs = np.arange(len(rows))
-    ax.bar(xs, [0 if not np.isfinite(h["ratio_mean"]) else h["ratio_mean"] for h in rows],
-           yerr=[0 if not np.isfinite(h["ratio_std"]) else h["ratio_std"] for h in rows],
-           color=[style(h["scheme"]).get("color", "gray") for h in rows], capsize=3)  # fmt: skip
+    g = [h["ratio_gmean"] if np.isfinite(h["ratio_gmean"]) else 0.0 for h in rows]
+    err = [[gi - h["ratio_ci_low"] if np.isfinite(h["ratio_ci_low"]) else 0.0
+            for gi, h in zip(g, rows, strict=True)],
+           [h["ratio_ci_high"] - gi if np.isfinite(h["ratio_ci_high"]) else 0.0
+            for gi, h in zip(g, rows, strict=True)]]  # fmt: skip
+    ax.bar(xs, g, yerr=err, color=[style(h["scheme"]).get("color", "gray") for h in rows],
+           capsize=3)  # fmt: skip
     ax.axhline(1.0, color="black", lw=1, ls="--")
     ax.set_xticks(xs, [style(h["scheme"]).get("label", h["scheme"]) for h in rows], rotation=30,
                   ha="right")  # fmt: skip
     ax.set_ylabel("time to target / DGD's")
-    ax.set_title("time-to-target ratio vs DGD (mean ± std over groups and seeds; < 1 is faster)")
+    ax.set_title("time-to-target ratio vs DGD (geometric mean, 95% log-scale CI over groups and "
+                 "seeds; < 1 is faster)")  # fmt: skip
     ax.title.set_fontsize(9)
     return save(fig, out)
 

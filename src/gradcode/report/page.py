@@ -22,6 +22,10 @@
 * for Ray runs: ``wallclock.csv`` / ``.md`` and ``wallclock_<group>.png`` --
   time to target on the measured and the simulated clock, in seconds
   (:mod:`gradcode.report.wallclock`);
+* ``<grid>_results.csv`` -- one row per reported cell: its settings, time to
+  target (empty if never reached), final test accuracy and the ``gradcode train``
+  command that reproduces it (:mod:`gradcode.report.cells`); the file a study
+  commits as ``docs/results/<grid>_results.csv``;
 * ``report.html`` -- titled by the experiment's name: its run parameters,
   the tuned learning rates (``[tune]``), the tables, and everything above,
   images embedded as base64.
@@ -37,6 +41,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .analysis import analyse, headline, headline_cells, read_checked_csv, round_curves
+from .cells import CELL_RESULT_COLUMNS, cell_rows
 from .fidelity import fidelity, fidelity_html
 from .figures import fidelity_figure, group_title, headline_figure, save_group_figure
 from .sections import experiment, params_html, tuning_html
@@ -105,6 +110,9 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         + headline_markdown(by_task, "task")
     )
     write_csv(out / "per_run.csv", per_run)
+    exp = experiment(results_dir)
+    grid_name = str(exp.get("name") or results_dir.name)
+    write_csv(out / f"{grid_name}_results.csv", cell_rows(all_rows, per_run), CELL_RESULT_COLUMNS)
 
     images = [headline_figure(head, out / "headline.png")] if head else []
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -121,8 +129,7 @@ def render_report(results_dir: str | Path, **settings) -> Path:
     failed = [r for r in all_rows if r["status"] != "ok"]
     skipped_csv = results_dir / "skipped.csv"
     skipped = read_checked_csv(skipped_csv) if skipped_csv.is_file() else []
-    exp = experiment(results_dir)
-    name = html.escape(str(exp.get("name") or results_dir.name))
+    name = html.escape(grid_name)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{name}</title>",
@@ -134,8 +141,9 @@ def render_report(results_dir: str | Path, **settings) -> Path:
         f"<p>{len(ok_rows)} finished cells, {len(failed)} failed or missing, "
         f"{len(skipped)} skipped, {len(groups)} groups. Target: {html.escape(target_txt)}; "
         "ratio = scheme's simulated time to target / DGD's, per seed (same straggler schedule), "
-        "mean ± sample std (ddof = 1) over the runs that reached it; the rounds-to-target ratio "
-        "separates fewer rounds from cheaper rounds.</p>",
+        "geometric mean and 95% t-interval of the log ratios over the n runs where both "
+        "reached the target (the others are counted in reached/runs); the rounds-to-target "
+        "ratio separates fewer rounds from cheaper rounds.</p>",
         "<h2>Headline</h2>",
         headline_html(head),
         "<h3>By straggler model</h3>",

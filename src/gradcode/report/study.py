@@ -16,9 +16,12 @@ exactly the same slow workers.  That is why every ratio here is taken *per seed*
 * **rounds-to-target ratio vs DGD**: the same with rounds instead of time, to
   separate "fewer rounds" from "cheaper rounds".
 
-A run that never reaches its target has time to target ``inf``; a ratio is
-averaged over the seeds where *both* runs reached the target (``reached/runs``
-says how many of a scheme's runs did).
+Runs that never reach the target.  Such a run has time to target ``inf``.  It is
+*counted, not dropped*: ``reached/runs`` says how many of a scheme's runs reached
+the target, and ``n`` next to each ratio says over how many seeds it is taken --
+the seeds where *both* runs reached it (a scheme that never reaches it has no
+ratio, "–", and ``reached`` 0).  A ratio over fewer seeds than ``runs`` is
+therefore conditional on reaching; read it with the count.
 
 The target.  For each (group, seed), in this order: ``[report] targets`` keyed
 by task label (``{"fashion_mnist/mlp" = 0.85}``, in the metric's units); with
@@ -28,12 +31,16 @@ absolute ``[report] target``; else the value of the metric DGD reaches at
 ``target_at`` of its rounds.  Accuracy targets are reached upwards (first
 evaluation ``>=`` target), losses downwards (:func:`gradcode.report.tables.reached`).
 
-95% confidence interval.  Over the ``n`` per-seed ratios ``x_1..x_n`` (finite
-ones only): ``mean ± t_{0.975, n-1} * sd / sqrt(n)`` with ``sd`` the sample
-standard deviation (``ddof = 1``) and ``t`` Student's t quantile
-(:func:`scipy.stats.t.ppf`).  With one seed there is no interval ("–").  For
-example ratios 0.8, 0.9, 1.0: mean 0.9, sd 0.1, ``t_{0.975,2} = 4.303``, so the
-interval is 0.9 ± 0.248 = [0.652, 1.148].
+Statistics.  Ratios are summarised by their **geometric mean** with a 95%
+interval on the log scale (:func:`gradcode.report.tables.geo_ci95`): with
+``y_k = ln(ratio_k)`` over the ``n`` seeds where both reached,
+``exp(mean(y) ± t_{0.975, n-1} * sd(y) / sqrt(n))`` (``sd``: ``ddof = 1``;
+Student's t).  A ratio of 2 and one of 0.5 average to 1, not 1.25, and the
+interval stays positive under heavy-tailed clocks (an arithmetic t-interval of
+ratios 0.2, 0.3, 3.0 runs below zero).  For example ratios 0.5, 1, 2: geometric
+mean 1, interval [0.179, 5.595].  The time to target itself (seconds of the
+simulated clock, not a ratio) keeps the arithmetic mean and t-interval
+(:func:`gradcode.report.tables.ci95`).  With one seed there is no interval ("–").
 
 Ray runs: :mod:`gradcode.report.wallclock`.
 """
@@ -54,6 +61,7 @@ from .tables import (
     markdown_lines,
     mean,
     put_ci,
+    put_geo_ci,
     scheme_order,
     target_of,
 )
@@ -155,11 +163,11 @@ def headline_by_task(per_run: list[dict]) -> list[dict]:
                 target=mean([p["target"] for p in ps]),
             )
             put_ci(row, "time_to_target", [p["time_to_target"] for p in ps])
-            put_ci(row, "ratio_vs_dgd", [p["ratio_vs_dgd"] for p in ps])
+            put_geo_ci(row, "ratio_vs_dgd", [p["ratio_vs_dgd"] for p in ps])
             row["best_exact"] = best
             vs_best = [seed_ratio(p["time_to_target"], t_best.get(p["seed"], math.nan)) for p in ps]
-            put_ci(row, "ratio_vs_best_exact", vs_best)
-            put_ci(row, "rounds_ratio_vs_dgd", [p["rounds_ratio_vs_dgd"] for p in ps])
+            put_geo_ci(row, "ratio_vs_best_exact", vs_best)
+            put_geo_ci(row, "rounds_ratio_vs_dgd", [p["rounds_ratio_vs_dgd"] for p in ps])
             row["accuracy_mean"] = mean([p["test_accuracy"] for p in ps])
             row["time_per_round_mean"] = mean([p["time_per_round"] for p in ps])
             row["tuned"] = any(p.get("tuned") for p in ps)
@@ -172,9 +180,9 @@ TASK_COLUMNS = (
     "scheme",
     "reached/runs",
     "time to target (mean [95% CI])",
-    "ratio vs DGD (mean [95% CI])",
-    "ratio vs best exact code (mean [95% CI])",
-    "rounds ratio vs DGD (mean [95% CI])",
+    "ratio vs DGD (geo. mean [95% CI], n)",
+    "ratio vs best exact code (geo. mean [95% CI], n)",
+    "rounds ratio vs DGD (geo. mean [95% CI], n)",
     "final test accuracy",
     "time/round",
 )
@@ -187,14 +195,20 @@ def task_table_rows(rows: list[dict]) -> list[list[str]]:
             r["scheme"],
             f"{r['reached']}/{r['runs']}",
             fmt_ci(r, "time_to_target", 2),
-            fmt_ci(r, "ratio_vs_dgd"),
-            fmt_ci(r, "ratio_vs_best_exact") + (f" ({r['best_exact']})" if r["best_exact"] else ""),
-            fmt_ci(r, "rounds_ratio_vs_dgd"),
+            _ratio(r, "ratio_vs_dgd"),
+            _ratio(r, "ratio_vs_best_exact") + (f" ({r['best_exact']})" if r["best_exact"] else ""),
+            _ratio(r, "rounds_ratio_vs_dgd"),
             fmt(r["accuracy_mean"]),
             fmt(r["time_per_round_mean"], 2),
         ]
         for r in rows
     ]
+
+
+def _ratio(row: dict, name: str) -> str:
+    """``"0.900 [0.652, 1.148], n=3"``: the geometric mean, interval, seeds averaged."""
+    text = fmt_ci(row, name)
+    return text if text == "–" else f"{text}, n={row[f'{name}_n']}"
 
 
 def sections(rows: list[dict]) -> dict[str, dict[str, list[dict]]]:
@@ -213,10 +227,12 @@ def sections(rows: list[dict]) -> dict[str, dict[str, list[dict]]]:
 
 
 NOTE = (
-    "Ratios are per seed (both runs saw the same seeded straggler schedule), averaged "
-    "over the seeds where both reached the target; [low, high] is the 95% t-interval "
-    "over seeds (– with one seed). Best exact code: the exact code (frc, crc, cyclic_mds, "
-    "partial) with the smallest mean simulated time to target in the group."
+    "Ratios are per seed (both runs saw the same seeded straggler schedule); their geometric "
+    "mean is over the n seeds where both reached the target, and [low, high] is the 95% "
+    "t-interval of the log ratios, exponentiated (– with one seed). Runs that never reached "
+    "the target are counted in reached/runs, not averaged. Best exact code: the exact code "
+    "(frc, crc, cyclic_mds, partial) with the smallest mean simulated time to target in the "
+    "group."
 )
 
 
@@ -238,10 +254,11 @@ def task_markdown(rows: list[dict]) -> str:
 
 def pivot_markdown(rows: list[dict]) -> str:
     """The headline in one table per (task, partitioning, s): schemes down, straggler
-    models across, each cell ``ratio vs DGD [95% CI] reached/runs``.
+    models across, each cell ``ratio vs DGD [95% CI] reached/runs`` (geometric mean and
+    log-scale interval over the seeds where both reached).
 
     >>> r = {"task": "a/b", "partitioning": "iid", "s": 1, "straggler": "se", "scheme": "dgd",
-    ...      "runs": 3, "reached": 3, "ratio_vs_dgd_mean": 1.0, "ratio_vs_dgd_ci_low": 1.0,
+    ...      "runs": 3, "reached": 3, "ratio_vs_dgd_gmean": 1.0, "ratio_vs_dgd_ci_low": 1.0,
     ...      "ratio_vs_dgd_ci_high": 1.0}
     >>> print(pivot_markdown([r]).splitlines()[4])
     | dgd | 1.00 [1.00, 1.00] 3/3 |
@@ -262,7 +279,7 @@ def pivot_markdown(rows: list[dict]) -> str:
                 if r is None:
                     out.append("")
                     continue
-                m, lo, hi = (r.get(f"ratio_vs_dgd_{k}") for k in ("mean", "ci_low", "ci_high"))
+                m, lo, hi = (r.get(f"ratio_vs_dgd_{k}") for k in ("gmean", "ci_low", "ci_high"))
                 ci = f" [{fmt(lo, 2)}, {fmt(hi, 2)}]" if lo is not None and np.isfinite(lo) else ""
                 out.append(f"{fmt(m, 2)}{ci} {r['reached']}/{r['runs']}")
             body.append([scheme, *out])

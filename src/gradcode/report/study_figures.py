@@ -62,7 +62,7 @@ def _ratio_panel(ax, rows: list[dict]) -> None:
     xs = np.arange(len(rows))
     for x, r in zip(xs, rows, strict=True):
         color = style(r["scheme"]).get("color", "gray")
-        mu, lo, hi = r["ratio_vs_dgd_mean"], r["ratio_vs_dgd_ci_low"], r["ratio_vs_dgd_ci_high"]
+        mu, lo, hi = r["ratio_vs_dgd_gmean"], r["ratio_vs_dgd_ci_low"], r["ratio_vs_dgd_ci_high"]
         if r["reached"] == 0 or not np.isfinite(mu):
             ax.plot([x], [1.0], marker="x", ms=10, mew=2, color=color, ls="none")
             ax.annotate("never", (x, 1.0), xytext=(0, 8), textcoords="offset points",

@@ -11,7 +11,9 @@ all share these definitions, and ``import gradcode.report.tables`` stays light.
   :func:`rounds_to_target` read that evaluation's clock or round, ``inf`` if
   never; :func:`target_of` is the metric a run reaches at a fraction of its rounds.
 * Statistics: :func:`mean_std` (sample standard deviation, ``ddof = 1``:
-  undefined, so ``nan``, for a single value), :func:`ci95` (Student-t interval).
+  undefined, so ``nan``, for a single value), :func:`ci95` (Student-t interval),
+  :func:`geo_ci95` (geometric mean and a t-interval on the log scale: the
+  statistic of every time-to-target *ratio*).
 * Writers: :func:`fmt` / :func:`fmt_ci` for cells, :func:`markdown_table`,
   :func:`html_table`, :func:`csv_text` / :func:`write_csv` (atomic) and
   :func:`read_csv` (numbers converted back).
@@ -151,6 +153,40 @@ def ci95(xs) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
+def geo_ci95(xs) -> tuple[float, float, float, int]:
+    """Geometric mean and 95% interval of the finite positive ratios in ``xs``, and their count.
+
+    Ratios multiply, and a heavy-tailed clock (Pareto stragglers) makes them
+    skewed: an arithmetic t-interval of ratios can run below zero.  So the
+    interval is taken on the log scale and mapped back: with ``y_i = ln x_i``,
+    ``exp(mean(y) ± t_{0.975, n-1} * sd(y) / sqrt(n))`` (``sd``: ``ddof = 1``),
+    which is always positive and symmetric in the ratio's direction
+    (``x`` and ``1/x`` give reciprocal intervals).  ``nan`` bounds with fewer than
+    two values.  Values that are ``inf``, ``nan``, ``None`` or ``<= 0`` (a run
+    that never reached the target) are not averaged; the count says how many were.
+
+    >>> g, lo, hi, n = geo_ci95([0.5, 1.0, 2.0, math.inf])  # ln: -0.693, 0, 0.693; sd 0.693
+    >>> round(g, 6), round(lo, 3), round(hi, 3), n
+    (1.0, 0.179, 5.595, 3)
+    >>> geo_ci95([4.0])[:2], geo_ci95([])[3]
+    ((4.0, nan), 0)
+    """
+    v = _finite(xs)
+    v = v[v > 0]
+    if v.size == 0:
+        return math.nan, math.nan, math.nan, 0
+    m, lo, hi = ci95(np.log(v))
+    return math.exp(m), math.exp(lo), math.exp(hi), int(v.size)
+
+
+def put_geo_ci(row: dict, name: str, xs) -> None:
+    """Set ``row[name_gmean]``, ``row[name_ci_low]``, ``row[name_ci_high]`` and
+    ``row[name_n]`` (how many ratios were averaged) from :func:`geo_ci95`."""
+    g, lo, hi, n = geo_ci95(xs)
+    row[f"{name}_gmean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = g, lo, hi
+    row[f"{name}_n"] = n
+
+
 def put_ci(row: dict, name: str, xs) -> None:
     """Set ``row[name_mean]``, ``row[name_ci_low]``, ``row[name_ci_high]`` from :func:`ci95`."""
     row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = ci95(xs)
@@ -171,12 +207,14 @@ def fmt(x, digits: int = 3) -> str:
 
 
 def fmt_ci(row: dict, name: str, digits: int = 3) -> str:
-    """``"0.900 [0.652, 1.148]"``; ``"0.900 [–]"`` without an interval; "–" without a mean."""
+    """``"0.900 [0.652, 1.148]"``; ``"0.900 [–]"`` without an interval; "–" without a mean.
+    The centre is ``name_gmean`` where the row has one (:func:`put_geo_ci`), else ``name_mean``."""
     lo, hi = row[f"{name}_ci_low"], row[f"{name}_ci_high"]
-    if not np.isfinite(row[f"{name}_mean"]):
+    centre = row[f"{name}_gmean"] if f"{name}_gmean" in row else row[f"{name}_mean"]
+    if centre is None or not np.isfinite(centre):
         return "–"
-    ci = "–" if not np.isfinite(lo) else f"{fmt(lo, digits)}, {fmt(hi, digits)}"
-    return f"{fmt(row[f'{name}_mean'], digits)} [{ci}]"
+    ci = "–" if lo is None or not np.isfinite(lo) else f"{fmt(lo, digits)}, {fmt(hi, digits)}"
+    return f"{fmt(centre, digits)} [{ci}]"
 
 
 # ---------------------------------------------------------------- writers
@@ -258,6 +296,7 @@ __all__ = [
     "csv_text",
     "fmt",
     "fmt_ci",
+    "geo_ci95",
     "higher_is_better",
     "html_table",
     "markdown_lines",
@@ -265,6 +304,7 @@ __all__ = [
     "mean",
     "mean_std",
     "put_ci",
+    "put_geo_ci",
     "reached",
     "read_csv",
     "rounds_to_target",

@@ -6,7 +6,8 @@ the simulator's duration of the same round (same seeded schedule).  So the
 wall clock is ``time * time_scale`` seconds and the simulated clock is the
 cumulative ``predicted_duration * time_scale``; :func:`wallclock` reports the
 time to target on both clocks for the same runs (same first evaluation that
-reached the target), their ratios vs DGD, and the fidelity ``mean measured
+reached the target), their ratios vs DGD (geometric means with log-scale
+intervals, :func:`gradcode.report.tables.geo_ci95`), and the fidelity ``mean measured
 round time / mean predicted round time`` (1: the simulator predicts the
 cluster exactly).  Runs with ``time_scale <= 0`` (no delays injected) are left out.
 """
@@ -19,7 +20,7 @@ from collections import defaultdict
 import numpy as np
 
 from .study import GROUP_KEYS, headline_by_task, sections, seed_ratio
-from .tables import BASELINE, fmt, fmt_ci, markdown_lines, put_ci, reached
+from .tables import BASELINE, fmt, fmt_ci, markdown_lines, put_ci, put_geo_ci, reached
 
 
 def ray_curves(
@@ -90,7 +91,7 @@ def wallclock(per_run: list[dict], round_rows: list[dict], metric: str) -> tuple
                 else math.nan
                 for p in ps
             ]
-            put_ci(new, f"{clock}_ratio_vs_dgd", ratios)
+            put_geo_ci(new, f"{clock}_ratio_vs_dgd", ratios)
         meas = np.concatenate([p["curve"]["measured"] for p in ps])
         pred = np.concatenate([p["curve"]["predicted"] for p in ps])
         new["measured_round_s"] = float(meas.mean())
@@ -105,8 +106,8 @@ WALL_COLUMNS = (
     "reached/runs",
     "wall-clock time to target, s (mean [95% CI])",
     "simulated time to target, s (mean [95% CI])",
-    "wall-clock ratio vs DGD",
-    "simulated ratio vs DGD",
+    "wall-clock ratio vs DGD (geo. mean [95% CI])",
+    "simulated ratio vs DGD (geo. mean [95% CI])",
     "fidelity (measured / predicted round time)",
 )
 
