@@ -110,6 +110,7 @@ VALID = {
     "resume": [("false", False), ("false", False), ("false", False), ("true", True)],
     "stale_correction": [("none", "none"), ("auto", "auto")],
     "actor_pool": [("none", None)],  # a pool needs backend="ray": not a tiny run
+    "auto": [("none", None)],  # scheme="auto" is tested in tests/runtime/test_auto.py
 }  # fmt: skip
 BAD = {
     "model": [("list", lambda: [1]), ("inputs4", lambda: nn.Linear(4, 3)),
@@ -162,6 +163,7 @@ BAD = {
     "resume": [("str", "yes")],
     "stale_correction": [("unknown", "zz"), ("int", 3), ("param", "predict:zz=1")],
     "actor_pool": [("str", "pool"), ("int", 1)],
+    "auto": [("int", 3), ("spec", "warmup=2")],  # auto options without scheme="auto"
 }  # fmt: skip
 
 

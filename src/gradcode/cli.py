@@ -22,9 +22,8 @@ from typer.exceptions import TyperException
 from . import __version__
 from .cli_advise import advise_cmd
 from .cli_codes import codes_app
-from .cli_common import MAX_COUNT, CLIError, out, user_errors
+from .cli_common import MAX_COUNT, CLIError, out, scheme_options, user_errors
 from .cli_trace import trace_app
-from .codes import BUILDER_ARGUMENTS, scheme_info
 
 app = typer.Typer(
     help="Straggler-resilient distributed training with gradient coding.",
@@ -141,7 +140,12 @@ def reproduce_ramamoorthy2024(
 @app.command("train")
 def train_cmd(
     ctx: typer.Context,
-    scheme: str = typer.Option("pgc", "--scheme", help="Scheme (see `gradcode codes list`)."),
+    scheme: str = typer.Option(
+        "pgc",
+        "--scheme",
+        help="Scheme (see `gradcode codes list`), or auto: measure the workers, let the "
+        "advisor choose scheme and s, switch when the cluster changes (local backend).",
+    ),
     workers: int = typer.Option(12, "--workers", "-n", help="Number of workers n."),
     stragglers: int = typer.Option(2, "--stragglers", "-s", help="Stragglers to tolerate s."),
     delay: str = typer.Option(
@@ -241,6 +245,12 @@ def train_cmd(
         help="Stale schemes (pgc*, sr_sgc): none, auto, momentum, predict, dc or lr "
         "(docs/stale.md).",
     ),
+    auto: str = typer.Option(
+        None,
+        "--auto",
+        help="--scheme auto: warmup=5,every=10,window=10,margin=0.1,warmup_scheme=is_sgd,"
+        "candidates=dgd+frc+... (README: Which scheme should I use?).",
+    ),
 ) -> None:
     """Train a model with a straggler-resilient scheme (one JSON line per round).
 
@@ -264,7 +274,7 @@ def train_cmd(
             **{name: given[name] for name in named & given.keys()},
             delay=DelaySpec(delay, persistent, bursty, crash),
             verify=not no_verify,
-            scheme_options=_scheme_options(scheme, scheme_opt),
+            scheme_options=scheme_options(scheme, scheme_opt),
         )
         cfg.delay.build()  # validate before starting anything
         build_scheme(cfg)
@@ -281,22 +291,6 @@ def train_cmd(
         f"train loss {fin.get('train_loss', float('nan')):.4f}, "
         f"test accuracy {fin.get('test_accuracy', float('nan')):.3f} -> {out_dir}"
     )
-
-
-def _scheme_options(scheme: str, items: list[str] | None) -> tuple[tuple[str, object], ...]:
-    """``--scheme-opt key=value`` items, typed by the scheme's constructor signature."""
-    from .runtime.config import typed_options
-
-    pairs = []
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CLIError(f"--scheme-opt expects key=value, got {item!r}")
-        pairs.append((key.strip(), value.strip()))
-    with user_errors():
-        info = scheme_info(scheme)  # an unknown scheme: one line naming the known ones
-        what = f"--scheme-opt for {scheme}"
-        return typed_options(pairs, info.factory, what, skip=BUILDER_ARGUMENTS)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
+from .codes import BUILDER_ARGUMENTS, scheme_info
+
 out = Console(highlight=False)
 
 #: Bounds of the inspection and reproduction commands' sizes (their cost grows
@@ -34,3 +36,22 @@ def user_errors() -> Iterator[None]:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         raise CLIError(f"{exc.strerror or exc}{where}") from None
+
+
+def scheme_options(scheme: str, items: list[str] | None) -> tuple[tuple[str, object], ...]:
+    """``--scheme-opt key=value`` items, typed by the scheme's constructor signature
+    (``--scheme auto`` takes none: the run refuses them in one line)."""
+    from .runtime.config import typed_options
+
+    pairs = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--scheme-opt expects key=value, got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    if scheme == "auto":
+        return tuple(pairs)
+    with user_errors():
+        info = scheme_info(scheme)  # an unknown scheme: one line naming the known ones
+        what = f"--scheme-opt for {scheme}"
+        return typed_options(pairs, info.factory, what, skip=BUILDER_ARGUMENTS)
