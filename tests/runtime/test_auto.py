@@ -16,6 +16,7 @@ from gradcode.codes import make_code
 from gradcode.runtime.auto import AutoConfig, Choice, at_load_one, decide
 from gradcode.runtime.config import DelaySpec, RunConfig
 from gradcode.runtime.run import run
+from gradcode.runtime.signature import sketch_run
 
 
 def _records(times, loads=None, compute=None):
@@ -130,6 +131,8 @@ def test_bad_auto_configs_are_one_line_errors():
         RunConfig(scheme="auto", scheme_options=(("l", 2),))
     with pytest.raises(ValueError, match="need --scheme auto"):
         RunConfig(scheme="frc", auto="warmup=2")
+    with pytest.raises(ValueError, match="has no signature"):
+        sketch_run(RunConfig(scheme="auto"))
     assert RunConfig(scheme="auto", auto="warmup=2,candidates=dgd+frc").auto == AutoConfig(
         warmup=2, candidates=("dgd", "frc")
     )

@@ -47,6 +47,10 @@ Rounds run under different schemes are put on one footing, time at load 1:
   (``shifted-exp``, ``pareto``: ``time = load x unit``); for models with a
   fixed part (``pause``, ``parts:``) it overstates what redundancy costs, so
   auto leans towards low-load schemes there;
+* a streaming scheme's worker (``partial``) draws one time per chunk, so its
+  time over its load averages the chunks' noise and understates the tail a
+  load-1 scheme would see (at a re-check under ``partial``, IS-SGD looks faster
+  than it is);
 * a worker with no time (``null``: crashed, or a stateful scheme's worker that
   was busy for the whole round) counts as never reporting in that round.
 
