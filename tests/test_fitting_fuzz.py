@@ -111,6 +111,7 @@ VALID = {
     "stale_correction": [("none", "none"), ("auto", "auto")],
     "actor_pool": [("none", None)],  # a pool needs backend="ray": not a tiny run
     "tensorboard": [("none", None), ("none", None), ("fresh", "TB")],
+    "auto": [("none", None)],  # scheme="auto" is tested in tests/runtime/test_auto.py
 }  # fmt: skip
 BAD = {
     "model": [("list", lambda: [1]), ("inputs4", lambda: nn.Linear(4, 3)),
@@ -164,6 +165,7 @@ BAD = {
     "stale_correction": [("unknown", "zz"), ("int", 3), ("param", "predict:zz=1")],
     "actor_pool": [("str", "pool"), ("int", 1)],
     "tensorboard": [("devnull", "/dev/null"), ("int", 5), ("empty", ""), ("file", "FILE")],
+    "auto": [("int", 3), ("spec", "warmup=2")],  # auto options without scheme="auto"
 }  # fmt: skip
 
 

@@ -124,7 +124,12 @@ def reproduce_ramamoorthy2024(
 @app.command("train")
 def train_cmd(
     ctx: typer.Context,
-    scheme: str = typer.Option("pgc", "--scheme", help="Scheme (see `gradcode codes list`)."),
+    scheme: str = typer.Option(
+        "pgc",
+        "--scheme",
+        help="Scheme (see `gradcode codes list`), or auto: measure the workers, let the "
+        "advisor choose scheme and s, switch when the cluster changes (local backend).",
+    ),
     workers: int = typer.Option(12, "--workers", "-n", help="Number of workers n."),
     stragglers: int = typer.Option(2, "--stragglers", "-s", help="Stragglers to tolerate s."),
     delay: str = typer.Option(
@@ -232,6 +237,12 @@ def train_cmd(
         "--stale-correction",
         help="Stale schemes (pgc*, sr_sgc): none, auto, momentum, predict, dc or lr "
         "(docs/stale.md).",
+    ),
+    auto: str = typer.Option(
+        None,
+        "--auto",
+        help="--scheme auto: warmup=5,every=10,window=10,margin=0.1,warmup_scheme=is_sgd,"
+        "candidates=dgd+frc+... (README: Which scheme should I use?).",
     ),
 ) -> None:
     """Train a model with a straggler-resilient scheme (one JSON line per round).

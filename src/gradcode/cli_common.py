@@ -15,6 +15,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from .codes import BUILDER_ARGUMENTS, scheme_info
+
 out = Console(highlight=False)
 
 #: Bounds of the inspection and reproduction commands' sizes (their cost grows
@@ -84,9 +86,9 @@ def train_config(params: dict):
     )
 
 
-def scheme_options(scheme: str, items) -> tuple[tuple[str, object], ...]:
-    """``--scheme-opt key=value`` items, typed by the scheme's constructor signature."""
-    from .codes import BUILDER_ARGUMENTS, scheme_info
+def scheme_options(scheme: str, items: list[str] | None) -> tuple[tuple[str, object], ...]:
+    """``--scheme-opt key=value`` items, typed by the scheme's constructor signature
+    (``--scheme auto`` takes none: the run refuses them in one line)."""
     from .runtime.config import typed_options
 
     pairs = []
@@ -95,6 +97,8 @@ def scheme_options(scheme: str, items) -> tuple[tuple[str, object], ...]:
         if not sep or not key.strip():
             raise CLIError(f"--scheme-opt expects key=value, got {item!r}")
         pairs.append((key.strip(), value.strip()))
+    if scheme == "auto":
+        return tuple(pairs)
     with user_errors():
         info = scheme_info(scheme)  # an unknown scheme: one line naming the known ones
         what = f"--scheme-opt for {scheme}"

@@ -75,6 +75,7 @@ from torch import nn
 from . import fitting_checks as chk
 from .codes import REGISTRY
 from .datasets import PARTITIONINGS
+from .runtime.auto import AutoConfig
 from .runtime.config import MAX_WORKERS, DelaySpec, RunConfig
 from .runtime.loop import TrainResult
 from .runtime.ray.pool import RayActorPool
@@ -118,6 +119,7 @@ def fit(
     stale_correction: str = "none",
     actor_pool: RayActorPool | None = None,
     tensorboard: str | Path | None = None,
+    auto: AutoConfig | str | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` with ``scheme``; see the module docstring.
 
@@ -125,6 +127,11 @@ def fit(
     shared by several calls, which then start their worker actors once (each call
     takes the pool's actors for its ``workers`` and gives them back; ``pool.close()``
     ends them and the Ray instance the pool started).
+
+    ``scheme="auto"`` measures the workers, lets the advisor choose the scheme and
+    ``s <= stragglers`` and switches when the cluster changes (local backend;
+    :mod:`gradcode.runtime.auto`); ``auto`` tunes it (an
+    :class:`~gradcode.runtime.auto.AutoConfig` or ``"warmup=5,every=10"``).
 
     Returns a :class:`~gradcode.runtime.loop.TrainResult` (``state_dict``,
     ``history``, ``weights``, ``wall_clock``, ``final()``).
@@ -221,7 +228,7 @@ def _scalars(kw) -> RunConfig:
         )
     options = chk.mapping_of("scheme_options", kw["scheme_options"], "values")
     cfg = RunConfig(
-        scheme=chk.choice("scheme", kw["scheme"], tuple(REGISTRY)),
+        scheme=chk.choice("scheme", kw["scheme"], (*REGISTRY, "auto")),
         workers=chk.integer("workers", kw["workers"], 1, MAX_WORKERS),
         stragglers=chk.integer("stragglers", kw["stragglers"], 0, MAX_WORKERS),
         delay=_delay(kw["delay"]),
@@ -238,6 +245,7 @@ def _scalars(kw) -> RunConfig:
         scheme_options=tuple(options.items()),
         stale_correction=_stale_correction(kw["stale_correction"]),
         tensorboard=chk.tensorboard_folder(kw["tensorboard"]),
+        auto=_auto(kw["auto"]),
     )
     try:
         build_scheme(cfg)
@@ -256,6 +264,16 @@ def _stale_correction(spec) -> str:
             f"{spec!r} ({type(spec).__name__})"
         )
     return spec
+
+
+def _auto(auto):
+    """``auto`` must be ``None``, an :class:`AutoConfig` or its spec string."""
+    if auto is not None and not isinstance(auto, AutoConfig | str):
+        raise TypeError(
+            f"auto must be an AutoConfig or a spec such as 'warmup=5,every=10', got {auto!r} "
+            f"({type(auto).__name__})"
+        )
+    return auto
 
 
 def _delay(delay) -> DelaySpec:

@@ -41,6 +41,7 @@ from ..stragglers import (
     read_model,
     read_trace,
 )
+from .auto import AutoConfig, check_auto
 from .stale import check as check_stale_correction
 
 BASE_MODELS = {
@@ -211,6 +212,15 @@ def parse_delay(spec: str) -> DelayModel:
     return _build(BASE_MODELS[name], params, f"delay {name!r}")
 
 
+def parse_auto(spec: str) -> AutoConfig:
+    """``--auto`` options, e.g. ``"warmup=5,every=10,candidates=dgd+frc"``.
+
+    >>> parse_auto("warmup=3,margin=0.2").warmup
+    3
+    """
+    return _build(AutoConfig, _params(spec, "--auto", AutoConfig), "--auto")
+
+
 @dataclass(frozen=True)
 class DelaySpec:
     """Base delay model plus optional persistent / bursty / crash wrappers."""
@@ -302,10 +312,20 @@ class RunConfig:
     stale_correction: str = "none"
     #: Also write the per-round scalars as TensorBoard events here (None: no TensorBoard).
     tensorboard: str | None = None
+    #: ``scheme="auto"`` only: how it decides (:mod:`gradcode.runtime.auto`); an
+    #: :class:`AutoConfig`, its ``key=value`` spec (``"warmup=5,every=10"``) or ``None``
+    #: (the defaults, filled in).
+    auto: AutoConfig | str | None = None
 
     def __post_init__(self) -> None:
         check_ranges(self)
         check_stale_correction(self.stale_correction, self.scheme)
+        auto = parse_auto(self.auto) if isinstance(self.auto, str) else self.auto
+        object.__setattr__(self, "auto", check_auto(
+            self.scheme, auto, backend=self.backend, scheme_options=self.scheme_options,
+            stale_correction=self.stale_correction, workers=self.workers,
+            stragglers=self.stragglers,
+        ))  # fmt: skip
 
     @property
     def effective_s(self) -> int:

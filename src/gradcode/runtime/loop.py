@@ -113,11 +113,15 @@ def train(
     checkpoint_path: Path | None = None,
     resume: Path | dict | None = None,
     progress: Callable[[dict], None] | None = None,
+    auto=None,
 ) -> TrainResult:
     """Run ``cfg.rounds`` rounds; return the final weights and the per-round records.
 
     ``resume``: a checkpoint file, or a checkpoint already read (and checked, see
-    :mod:`gradcode.runtime.resume`) by the caller."""
+    :mod:`gradcode.runtime.resume`) by the caller.  ``auto``: an
+    :class:`~gradcode.runtime.auto.AutoSwitch` (``--scheme auto``), which owns the
+    scheme and cluster in force and may switch them at the start of a round (the
+    weights and the optimizer are kept, the master state starts afresh)."""
     calls = oracle_methods(oracle)  # its optional methods, or their defaults
     fp = FlatParams(list(calls.parameters()))
     fp.load(oracle.initial_weights())
@@ -129,6 +133,9 @@ def train(
     start, history, clock = 0, [], 0.0
     if resume is not None:
         ck = resume if isinstance(resume, dict) else load_checkpoint(resume, fp.flat.device)
+        if auto is not None:  # the scheme in force when the checkpoint was written
+            auto.restore(ck["auto"])
+            scheme, cluster = auto.scheme, auto.cluster
         fp.load(ck["weights"])
         start, master, clock, history = ck["round"], ck["master"], ck["clock"], ck["history"]
         opt.load_state_dict(ck["optimizer"])
@@ -156,6 +163,8 @@ def train(
             "history": [strict(h) for h in history],
             "stale": stale,
         }
+        if auto is not None:
+            state["auto"] = auto.state()
         save_checkpoint(checkpoint_path, state)
 
     def stop(msg: str, weights=None, round_: int | None = None) -> None:
@@ -166,6 +175,9 @@ def train(
     stopped = None
     for t in range(start, cfg.rounds):
         t0 = time.perf_counter()
+        chosen = {} if auto is None else auto.step(t, history)
+        if "switch" in chosen:  # a new scheme from this round on (stale_correction: none)
+            scheme, cluster, master = auto.scheme, auto.cluster, auto.scheme.init_master()
         stale, w_send = correction.broadcast(stale, t, w)
         out = cluster.run_round(t, w_send)
         ok = {id(m): all_finite(m.vector) for m in out.on_time + out.late}
@@ -199,6 +211,7 @@ def train(
         clock += out.duration
         rec: dict[str, Any] = {
             "round": t,
+            **chosen,
             "time": round(clock, 9),
             "duration": round(out.duration, 9),
             "arrived": [m.worker for m in out.on_time],

@@ -140,6 +140,7 @@ def check_checkpoint(
     workers: int,
     stateful: bool,
     buffers: dict[str, torch.Tensor] | None = None,
+    scheme_of=None,
 ) -> None:
     """Refuse (one-line ``ValueError``) a checkpoint that cannot continue this run.
 
@@ -147,6 +148,8 @@ def check_checkpoint(
     built from the configuration over them (its hyperparameters are the
     reference); ``scheduler``: whether the run has an LR scheduler; ``master``:
     the scheme's initial master state (its type is the reference);
+    ``scheme_of(ck)`` (``--scheme auto``): ``(master, stateful)`` of the scheme in
+    force that ``ck`` records, replacing ``master`` and ``stateful``;
     ``buffers``: the model's buffers (BatchNorm statistics) by name.
 
     >>> p = [torch.zeros(3, requires_grad=True)]
@@ -172,6 +175,11 @@ def check_checkpoint(
     missing = [k for k in CHECKPOINT_PARTS if k not in ck]
     if missing:
         refuse(f"is incomplete (no {', '.join(missing)}); {RECOVER}")
+    if scheme_of is not None:
+        try:
+            master, stateful = scheme_of(ck)
+        except ValueError as exc:
+            refuse(f"{exc}; {RECOVER}")
     r = ck["round"]
     if not (isinstance(r, int) and not isinstance(r, bool) and 0 <= r <= rounds):
         refuse(f"is at round {r!r}, outside this run's 0..{rounds} rounds")

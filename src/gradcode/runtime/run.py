@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codes import make_scheme
+from .auto import AutoSwitch, build_choice, scheme_in_force, warmup_choice
 from .cluster import LocalCluster, Schedule
 from .config import RunConfig
 from .loop import LoopConfig, OptimizerConfig, TrainResult, reached_target, train
@@ -76,7 +77,10 @@ class UserTask:
 
 
 def build_scheme(cfg: RunConfig):
-    """The scheme of ``cfg``; a :class:`ValueError` if it cannot be built."""
+    """The scheme of ``cfg`` (``auto``: its warm-up scheme); a :class:`ValueError` if it
+    cannot be built."""
+    if cfg.auto is not None:
+        return build_choice(warmup_choice(cfg.auto, cfg.stragglers), cfg.workers, cfg.seed)
     scheme = make_scheme(
         cfg.scheme,
         cfg.workers,
@@ -251,7 +255,15 @@ def run(
             warn_clamped_batch(cfg, task)
             loop = loop_config(cfg, user)
             delay = None if user is None else user.delay
-            cluster = build_cluster(cfg, scheme, task, actor_pool, delay, early)
+            auto = None
+            if cfg.auto is not None:  # local only: the scheme in force owns the cluster
+                auto = AutoSwitch(cfg.auto, cfg.workers, cfg.stragglers, cfg.seed,
+                                  lambda sch: build_cluster(cfg, sch, task, delay=delay),
+                                  deadline=cfg.deadline)  # fmt: skip
+                scheme = auto.scheme
+            cluster = (
+                auto.cluster if auto else build_cluster(cfg, scheme, task, actor_pool, delay, early)
+            )
         except BaseException:
             if early is not None:
                 early.close()
@@ -259,16 +271,19 @@ def run(
         try:
             with folder.claim() if folder is not None else contextlib.nullcontext():
                 args = (cfg, scheme, cluster, task, loop, folder)
-                result = _train(*args, resume=resume, overwrite=overwrite, progress=progress)
+                result = _train(*args, resume=resume, overwrite=overwrite, progress=progress,
+                                auto=auto)  # fmt: skip
         finally:
             if actor_pool is not None and cfg.backend == "ray":
                 actor_pool.give(cfg.workers, cluster.detach(), cfg.address)
             else:
-                cluster.close()
+                (auto or cluster).close()
     return result
 
 
-def _train(cfg, scheme, cluster, task, loop, folder, *, resume, overwrite, progress) -> TrainResult:
+def _train(
+    cfg, scheme, cluster, task, loop, folder, *, resume, overwrite, progress, auto=None
+) -> TrainResult:
     """The run proper, with the folder's lock held: start (fresh or resumed), train,
     summarize, finish."""
     ck = log = None
@@ -291,6 +306,7 @@ def _train(cfg, scheme, cluster, task, loop, folder, *, resume, overwrite, progr
             checkpoint_path=None if folder is None else folder.checkpoint,
             resume=ck,
             progress=progress,
+            auto=auto,
         )
     finally:
         if log is not None:
@@ -307,6 +323,13 @@ def _train(cfg, scheme, cluster, task, loop, folder, *, resume, overwrite, progr
 def _expected(cfg: RunConfig, scheme, task, loop: LoopConfig) -> dict:
     """What a checkpoint of this run must look like (see ``check_checkpoint``)."""
     params = task.parameters()
+    of = None
+    if cfg.auto is not None:  # the scheme in force is the checkpoint's, not the warm-up's
+
+        def of(ck):
+            sch = scheme_in_force(ck, cfg.workers, cfg.seed)
+            return sch.init_master(), bool(getattr(sch, "stateful", False))
+
     return dict(
         rounds=cfg.rounds,
         params=params,
@@ -316,6 +339,7 @@ def _expected(cfg: RunConfig, scheme, task, loop: LoopConfig) -> dict:
         workers=cfg.workers,
         stateful=bool(getattr(scheme, "stateful", False)),
         buffers=task.state(),
+        scheme_of=of,
     )
 
 
@@ -356,7 +380,18 @@ def summarize(cfg: RunConfig, history: list[dict], wall_clock: float) -> dict:
         "fallback_rounds": int(sum(bool(h["notes"]) for h in history)),
         **({} if reached is None else {"reached_target": reached}),
         **skipped_steps(history),
+        **_switches(history),
     }
+
+
+def _switches(history: list[dict]) -> dict:
+    """``--scheme auto``: the schemes it ran, as ``{"round", "from", "to"}`` switches."""
+    if not history or "scheme" not in history[-1]:
+        return {}
+    sw = [{"round": h["round"], "from": h["switch"]["from"], "to": h["switch"]["to"]}
+          for h in history if "switch" in h]  # fmt: skip
+    last = history[-1]
+    return {"switches": sw, "final_scheme": f"{last['scheme']}/{last['s']}"}
 
 
 def _mean(values: list) -> float:

@@ -110,6 +110,8 @@ def sketch_run(cfg: RunConfig, scheme=None) -> tuple[np.ndarray, list[dict]]:
 
     if cfg.backend != "local":
         raise ValueError("signatures replay the in-process backend only")
+    if cfg.auto is not None:
+        raise ValueError("--scheme auto switches schemes as it measures: it has no signature")
     scheme = build_scheme(cfg) if scheme is None else scheme
     oracle = SketchOracle(scheme.k, cfg.rounds, seed=cfg.seed)
     schedule = Schedule(cfg.delay.build(), cfg.seed, cfg.rounds, cfg.workers)
