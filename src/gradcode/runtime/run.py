@@ -88,6 +88,9 @@ def build_scheme(cfg: RunConfig):
         rng=np.random.default_rng(cfg.seed),
         **dict(cfg.scheme_options),
     )
+    if getattr(scheme, "sequential", False) and cfg.deadline is not None:
+        # Checked here, before any backend starts (a Ray instance would print first).
+        raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
     return scheme
 
 
