@@ -125,8 +125,7 @@ def test_bad_auto_configs_are_one_line_errors():
         AutoConfig(warmup=0)
     with pytest.raises(ValueError, match="unknown scheme 'zz'"):
         AutoConfig(candidates=("dgd", "zz"))
-    with pytest.raises(ValueError, match="local backend only"):
-        RunConfig(scheme="auto", backend="ray")
+    assert RunConfig(scheme="auto", backend="ray").auto == AutoConfig()  # test_auto_ray.py
     with pytest.raises(ValueError, match="--scheme-opt cannot be given"):
         RunConfig(scheme="auto", scheme_options=(("l", 2),))
     with pytest.raises(ValueError, match="need --scheme auto"):
@@ -236,7 +235,6 @@ def test_cli_auto_runs_and_refuses_bad_combinations_in_one_line(tmp_path, capsys
     recs = _log(tmp_path / "ok")
     assert all("scheme" in r and "s" in r for r in recs) and "auto_check" in str(recs[2])
     for extra, needle in [
-        (("--backend", "ray"), "local backend only"),
         (("--scheme-opt", "l=2"), "--scheme-opt cannot be given"),
         (("--auto", "warmup=0"), "warmup must be an integer >= 1"),
         (("--auto", "zz=1"), "unknown key 'zz'"),

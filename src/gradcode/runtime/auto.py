@@ -60,14 +60,19 @@ same seeded straggler schedule (its draws are keyed by (round, worker), not
 by scheme); the master state starts afresh; the optimizer and the weights are
 kept; work in flight under the old scheme (late messages, busy stateful
 workers) is abandoned.  On the local backend the new placement is all a
-worker needs; the Ray backend is refused for now (its actors would have to
-load their new partitions).  Stale corrections are refused (``none`` only).
+worker needs.  On the Ray backend the cluster is not rebuilt: the running
+actors get the new scheme, and those whose placement stores other partitions
+are sent them (:mod:`gradcode.runtime.ray.switch`: no actor restarts; the
+time scale, calibration, schedule and dead workers are kept; the next
+record logs ``"reload"``).  Ray logs a straggler's time after its round
+(``late_times``); decisions merge those in.  Stale corrections are refused
+(``none`` only).
 
 **Logged**: every round record carries ``"scheme"`` and ``"s"`` (the scheme
 in force); a switch round carries ``"switch": {"from": "is_sgd/3", "to":
 "frc/3", "reason": "..."}``, a check that keeps the scheme ``"auto_check"``
 (why).  The checkpoint records the scheme in force, so a resume continues bit
-for bit on the local backend.
+for bit on the local backend (on Ray it switches the actors to that scheme).
 
 >>> import numpy as np
 >>> times = np.full((6, 6), 1.0)
@@ -86,6 +91,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..advisor import advise
+from ..clock import merge_late_times
 from ..codes import REGISTRY, effective_stragglers, make_scheme
 
 #: The schemes auto chooses from by default (the issue's list; the advisor times them all).
@@ -206,11 +212,12 @@ def decide(
     """Which scheme to run next, from the round records measured so far (pure).
 
     ``records``: earlier rounds' records (``worker_times``, ``worker_load`` and,
-    where measured, ``worker_compute``); the last ``cfg.window`` are used.
+    where measured, ``worker_compute``; Ray's ``late_times`` are merged in,
+    :func:`gradcode.clock.merge_late_times`); the last ``cfg.window`` are used.
     ``current``: the scheme in force.  ``first``: the end of the warm-up (no
     margin).  ``allowed(scheme, s)``: pairs this run can build (default: all).
     """
-    window = list(records)[-cfg.window :]
+    window = merge_late_times(list(records))[-cfg.window :]  # Ray: stragglers logged later
     times, compute = at_load_one(window)
     n = times.shape[1]
     advice = advise(times, n, loads=1.0, compute=compute, max_s=max_s,
@@ -312,8 +319,13 @@ class AutoSwitch:
 
     def _use(self, choice: Choice) -> None:
         scheme = build_choice(choice, self.n, self.seed)
-        self.cluster.close()
-        self.scheme, self.cluster, self.choice = scheme, self.make_cluster(scheme), choice
+        move = getattr(self.cluster, "switch", None)
+        if move is not None:  # Ray: the running actors load the scheme and new partitions
+            move(scheme)
+        else:  # local: a new cluster is all a new placement needs
+            self.cluster.close()
+            self.cluster = self.make_cluster(scheme)
+        self.scheme, self.choice = scheme, choice
 
     def state(self) -> dict:
         """What a checkpoint records: the scheme in force."""
@@ -335,8 +347,8 @@ def scheme_in_force(ck: dict, n: int, seed: int):
     return build_choice(Choice.parse(state["choice"]), n, seed)
 
 
-def check_auto(scheme: str, auto, *, backend: str, scheme_options, stale_correction: str,
-               workers: int, stragglers: int) -> AutoConfig | None:  # fmt: skip
+def check_auto(scheme: str, auto, *, scheme_options, stale_correction: str, workers: int,
+               stragglers: int) -> AutoConfig | None:  # fmt: skip
     """The run's :class:`AutoConfig` (``None`` unless ``scheme == "auto"``), or one line
     saying why this combination is refused.  ``auto``: an ``AutoConfig``, its fields as
     a dict (a ``config.json``), or ``None`` (the defaults)."""
@@ -349,11 +361,6 @@ def check_auto(scheme: str, auto, *, backend: str, scheme_options, stale_correct
     auto = AutoConfig() if auto is None else auto
     if not isinstance(auto, AutoConfig):
         raise ValueError(f"auto must be an AutoConfig, got {type(auto).__name__}")
-    if backend != "local":
-        raise ValueError(
-            "--scheme auto runs on the local backend only for now (switching would have "
-            "to move the Ray actors' partitions); use --backend local"
-        )
     if scheme_options:
         raise ValueError("--scheme auto chooses its own schemes: --scheme-opt cannot be given")
     if stale_correction != "none":

@@ -322,7 +322,7 @@ class RunConfig:
         check_stale_correction(self.stale_correction, self.scheme)
         auto = parse_auto(self.auto) if isinstance(self.auto, str) else self.auto
         object.__setattr__(self, "auto", check_auto(
-            self.scheme, auto, backend=self.backend, scheme_options=self.scheme_options,
+            self.scheme, auto, scheme_options=self.scheme_options,
             stale_correction=self.stale_correction, workers=self.workers,
             stragglers=self.stragglers,
         ))  # fmt: skip

@@ -259,9 +259,10 @@ def run(
             loop = loop_config(cfg, user)
             delay = None if user is None else user.delay
             auto = None
-            if cfg.auto is not None:  # local only: the scheme in force owns the cluster
+            if cfg.auto is not None:  # the switcher owns the cluster (Ray: switches in place)
                 auto = AutoSwitch(cfg.auto, cfg.workers, cfg.stragglers, cfg.seed,
-                                  lambda sch: build_cluster(cfg, sch, task, delay=delay),
+                                  lambda sch: build_cluster(cfg, sch, task, actor_pool,
+                                                            delay, early),
                                   deadline=cfg.deadline)  # fmt: skip
                 scheme = auto.scheme
             cluster = (

@@ -61,7 +61,9 @@ task, schedule -- and imports nothing from the composition root
 
 Reuse: ``actors=`` (from :meth:`detach` of an earlier cluster with the same
 ``n``) reloads running actors with a new run's scheme, task and schedule,
-skipping their start-up (a few seconds each, mostly ``import torch``).
+skipping their start-up (a few seconds each, mostly ``import torch``);
+:meth:`switch` gives the running actors another scheme within a run
+(:mod:`gradcode.runtime.ray.switch`).
 
 Test hooks: ``nan_workers`` send NaN messages; ``on_round(cluster, t)`` runs
 at the start of every round (e.g. to kill actors); ``actor_options`` (one
@@ -91,6 +93,8 @@ from .connect import (
 )
 from .pool import EarlyWorkers
 from .rounds import consume_stream, run_chunked, run_plain, run_sequential
+from .switch import placements
+from .switch import switch as switch_scheme
 from .worker import (
     ACTOR_OPTIONS,
     WorkerActor,
@@ -177,6 +181,9 @@ class RayCluster:
         self.cancelled: list[tuple] = []  # (worker, ref, round) of abandoned/cancelled calls
         self.overheads, self.calibration = Overheads(), {}
         self.tracker = None  # OverheadTracker, set by the calibration
+        self.task, self.held = task, None  # held: each worker's partitions (None: shared task)
+        self.pending_notes: list[str] = []  # for the next round's record (a switch's deaths)
+        self.reload: dict | None = None  # the last switch, logged in the next round's record
         early = actors if isinstance(actors, EarlyWorkers) else None
         self._owns_ray = connect(address) or (early is not None and early.owns_ray)
         self.startup = {"connect": round(time.perf_counter() - t_start, 3)}
@@ -227,6 +234,7 @@ class RayCluster:
         cut = worker_payloads(task, self.scheme, self.n)
         if cut is not None:  # each actor holds only its partitions' data
             self.payloads = [ray.put(payload) for payload in cut]
+            self.held = placements(self.scheme, self.n)
         else:  # one shared read-only copy for every actor
             self.payloads = [ray.put(task)] * self.n
         if actors is not None:  # reuse running actors (no start-up cost): reload them
@@ -349,7 +357,7 @@ class RayCluster:
             self.on_round(self, t)
         if self.node_lost:
             raise cluster_lost(t, NODE)
-        notes: list[str] = []
+        notes, self.pending_notes = self.pending_notes, []
         if self._calibrate_pending:  # a task without initial weights: calibrate with these
             self._calibrate(weights)
             self.startup["total"] = round(
@@ -401,6 +409,11 @@ class RayCluster:
             None if self.deadline is None else self.deadline * self.scale,
         )
         return real / self.scale, float(pt)
+
+    def switch(self, scheme) -> None:
+        """Run ``scheme`` from the next round on, on the same actors (``--scheme auto``):
+        workers whose partitions change load them (:mod:`gradcode.runtime.ray.switch`)."""
+        self.reload = switch_scheme(self, scheme, self.task)
 
     # ------------------------------------------------------------------ checkpoints
 

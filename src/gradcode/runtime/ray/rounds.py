@@ -105,6 +105,8 @@ def round_log(cluster, t: int, times, loads, compute=None, simulated=None) -> di
     log = worker_fields(times, loads, compute)
     if cluster.late_times:
         log["late_times"], cluster.late_times = cluster.late_times, []
+    if getattr(cluster, "reload", None) is not None:  # a switch before this round
+        log["reload"], cluster.reload = cluster.reload, None
     if simulated is not None:
         log["simulated_duration"] = round(float(simulated), 9)
     if not cluster._startup_logged:

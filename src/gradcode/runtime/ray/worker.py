@@ -201,6 +201,12 @@ class WorkerActor:
         self.state = scheme.init_worker(w)
         return self.ping(True) if warm else w
 
+    def switch(self, scheme, task=None) -> int:
+        """Another scheme from the next round on (``--scheme auto``): its initial worker
+        state, new partitions ``task`` (``None``: keep the data held), warmed as at start."""
+        task = self.task if task is None else task
+        return self.configure(self.w, scheme, task, self.schedule, self.nan, warm=True)
+
     def ping(self, warm: bool = False) -> int:
         """Ready check; ``warm=True`` also computes (and discards) one gradient of the
         worker's first partition, so one-time costs (first autograd/vmap call, page
