@@ -15,7 +15,7 @@ Exactly one input describes the cluster:
 * ``run=DIR`` -- the folder of an earlier ``gradcode train`` / ``gradcode.fit``
   run (local or Ray).  Where its ``rounds.jsonl`` records carry each worker's
   finishing time (``worker_times``: one number per worker, ``null`` = never
-  reported; optional ``worker_compute`` seconds and ``worker_load``
+  reported; optional ``worker_compute``, computing time in the same units, and ``worker_load``
   partitions) those are replayed.  Runs of today log only the arrivals and
   the round's duration, so the advisor then draws from the run's own delay
   model (``config.json``), plus, on Ray, the measured per-round overhead

@@ -38,7 +38,7 @@ finishing time, including the ``s`` the round did not wait for.
 ``worker_times`` at ``worker_load`` partitions (:func:`~gradcode.runtime.cluster.worker_fields`).
 Rounds run under different schemes are put on one footing, time at load 1:
 
-* with ``worker_compute`` (the seconds spent computing, measured on Ray):
+* with ``worker_compute`` (time spent computing, measured on Ray, in clock units):
   fixed part ``time - compute`` plus ``compute / load`` per partition, and the
   advisor is given that decomposition, so cheap redundancy on a latency-bound
   cluster is seen as cheap;

@@ -347,7 +347,8 @@ def worker_fields(times, loads, compute=None) -> dict:
       finished after the round ended included (the local backend knows their
       times; Ray resolves them later, see :mod:`gradcode.runtime.ray.cluster`);
     * ``worker_load``: partitions each worker computed (what its time was read at);
-    * ``worker_compute`` (only where measured: Ray): seconds each worker spent computing.
+    * ``worker_compute`` (only where measured: Ray): time each worker spent computing,
+      in the same clock units as ``worker_times`` (seconds / the time scale).
 
     >>> worker_fields(np.array([2.5, np.inf]), [1, 1])
     {'worker_times': [2.5, None], 'worker_load': [1.0, 1.0]}

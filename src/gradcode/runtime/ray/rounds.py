@@ -101,10 +101,19 @@ def round_log(cluster, t: int, times, loads, compute=None, simulated=None) -> di
     """The record fields of round ``t``: per-worker times (``None``: not reported
     in this round -- a late one is resolved in a later record's ``late_times``),
     loads, compute seconds; late times resolved since the last round; start-up and
-    calibration in the first round of this cluster; the virtual clock's duration."""
+    calibration in the first round of this cluster; the virtual clock's duration.
+
+    ``compute`` is measured in seconds and logged in the round's clock units (divided
+    by the time scale, as ``times`` are), so ``worker_times - worker_compute`` is the
+    fixed part of a worker's time in one unit."""
+    if compute is not None:
+        compute = np.asarray(compute, dtype=float) / cluster.scale
     log = worker_fields(times, loads, compute)
-    if cluster.late_times:
-        log["late_times"], cluster.late_times = cluster.late_times, []
+    if cluster.late_times:  # [round, worker, time, compute seconds] -> compute in units
+        log["late_times"] = [
+            [r, w, at, round(c / cluster.scale, 6)] for r, w, at, c in cluster.late_times
+        ]
+        cluster.late_times = []
     if getattr(cluster, "reload", None) is not None:  # a switch before this round
         log["reload"], cluster.reload = cluster.reload, None
     if simulated is not None:
