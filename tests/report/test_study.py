@@ -263,7 +263,7 @@ def test_task_figure_marks_never_reached_and_says_tuned(study):
     assert any(t.get_text() == "2/3" for t in ax.texts)  # cyclic_mds
     assert len(ax.patches) == len(PLAN) - 2  # bars: not DGD, not the never-reached one
     rows = [{**r, "tuned": True} for r in rows]
-    assert "learning rate tuned per scheme" in task_figure(TASK, rows)._suptitle.get_text()
+    assert "optimizer settings tuned per scheme" in task_figure(TASK, rows)._suptitle.get_text()
 
 
 def test_group_figure_draws_the_accuracy_target(study):

@@ -3,7 +3,8 @@
 * :func:`task_figure` -- ``task_<task>.png``: a grid of panels, one row per
   ``s`` and one column per straggler model; in each, one bar per scheme: its
   time to target divided by DGD's (per seed, mean over the seeds where both
-  reached), the error bar the 95% t-interval over seeds, a dashed line at 1
+  reached: the geometric mean of the per-seed ratios), the error bar its 95%
+  interval (a t-interval of the log ratios, exponentiated), a dashed line at 1
   (DGD; below is faster).  A scheme that never reached the target gets an
   ``×`` at 1 and "never"; one that reached it on some seeds only is annotated
   ``reached/runs``.
@@ -28,12 +29,12 @@ def _safe(name: str) -> str:
 
 def task_title(task: str, rows: list[dict]) -> str:
     lr = (
-        "learning rate tuned per scheme"
+        "optimizer settings tuned per scheme (tuning.csv)"
         if any(r.get("tuned") for r in rows)
         else "one fixed learning rate (not tuned)"
     )
     same = "every scheme sees the same seeded straggler schedule"
-    return f"{task}: time to target / DGD's (95% CI over seeds)\n{same}; {lr}"
+    return f"{task}: time to target / DGD's (geometric mean, 95% CI over seeds)\n{same}; {lr}"
 
 
 def task_figure(task: str, rows: list[dict]):
