@@ -173,6 +173,8 @@ def _staleness(ax, schemes, rows, curves):
 
 
 def headline_figure(head: list[dict], out: Path) -> Path:
+    """One bar per scheme: time to target / DGD's over every group and seed; a scheme
+    whose runs did not all reach the target says how many did (the rest are in no ratio)."""
     rows = [h for h in head if h["scheme"] != BASELINE]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     xs = np.arange(len(rows))
@@ -184,6 +186,10 @@ def headline_figure(head: list[dict], out: Path) -> Path:
     ax.bar(xs, g, yerr=err, color=[style(h["scheme"]).get("color", "gray") for h in rows],
            capsize=3)  # fmt: skip
     ax.axhline(1.0, color="black", lw=1, ls="--")
+    for x, gi, h in zip(xs, g, rows, strict=True):  # runs that never reached are not in a ratio
+        if h.get("reached", 0) < h.get("runs", 0):
+            ax.annotate(f"{h['reached']}/{h['runs']}\nreached", (x, gi), xytext=(0, 12),
+                        textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
     ax.set_xticks(xs, [style(h["scheme"]).get("label", h["scheme"]) for h in rows], rotation=30,
                   ha="right")  # fmt: skip
     ax.set_ylabel("time to target / DGD's")
