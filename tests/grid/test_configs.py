@@ -79,7 +79,8 @@ def test_the_decisive_study(monkeypatch):
         ("adult", "mlp", "label_sorted"),
         ("fashion_mnist", "mlp", "iid"),
     }
-    assert all(cnn.run_config(c).target_accuracy == 0.88 for c in cnn.cells())
+    assert all(cnn.run_config(c).target_accuracy == 0.86 for c in cnn.cells())
+    assert {"pgc_memory", "pgc", "pgc+none"} <= {c.scheme for c in cnn.cells()}
     assert adam.optimizer == "adam"
 
 
