@@ -44,14 +44,10 @@ class Correction(Protocol):
     def correct(self, state, t: int, weights, update) -> tuple[Any, Any]: ...
 
 
-@dataclass(frozen=True)
-class Identity:
-    """No correction (``none``): the scheme as published."""
-
-    label: str = "none"
-
-    def configure(self, optimizer) -> None:
-        pass
+class Stateless:
+    """The per-round half of the protocol for a correction that keeps no state and
+    changes neither the weights sent nor the gradient applied (it may still act once,
+    in ``configure``)."""
 
     def init(self, weights) -> None:
         return None
@@ -61,6 +57,16 @@ class Identity:
 
     def correct(self, state, t: int, weights, update):
         return state, update.gradient
+
+
+@dataclass(frozen=True)
+class Identity(Stateless):
+    """No correction (``none``): the scheme as published."""
+
+    label: str = "none"
+
+    def configure(self, optimizer) -> None:
+        pass
 
 
 def hyperparameters(optimizer) -> tuple[str, float, float]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...stability import max_stable_step, mean_age
+from .base import Stateless
 
 #: Fraction of the quadratic's largest stable step a capped step may use: the
 #: curvature grows during training (progressive sharpening), so leave 2x room.
@@ -46,8 +47,9 @@ SAFETY = 0.5
 
 
 @dataclass(frozen=True)
-class MomentumCompensation:
-    """Run the optimizer at ``(lr, momentum)`` instead of the user's (see above)."""
+class MomentumCompensation(Stateless):
+    """Run the optimizer at ``(lr, momentum)`` instead of the user's (see above); it acts
+    once, in ``configure``, and is :class:`~gradcode.runtime.stale.base.Stateless` after."""
 
     lr: float
     momentum: float
@@ -94,12 +96,3 @@ class MomentumCompensation:
                 group["initial_lr"] = group["lr"]
             if "momentum" in group:
                 group["momentum"] = self.momentum
-
-    def init(self, weights) -> None:
-        return None
-
-    def broadcast(self, state, t: int, weights):
-        return state, weights
-
-    def correct(self, state, t: int, weights, update):
-        return state, update.gradient
