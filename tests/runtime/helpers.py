@@ -21,3 +21,23 @@ def setup(name, n=6, s=1, rounds=30, model=None, **cluster_kw):
     cluster = LocalCluster(scheme, orc, Schedule(model, 7, rounds, n), **cluster_kw)
     cfg = LoopConfig(rounds=rounds, optimizer=OptimizerConfig(lr=1.0), eval_every=5)
     return scheme, cluster, orc, cfg
+
+
+def interrupted_then_resumed(fresh, stop_at: int, checkpoint, **train_kw):
+    """Train ``fresh()`` (a new ``(scheme, cluster, oracle, cfg)``: a fresh process, in
+    effect) until an exception after round ``stop_at``, then resume a second fresh set-up
+    from ``checkpoint``; returns the resumed :class:`~gradcode.runtime.loop.TrainResult`."""
+    import pytest
+
+    from gradcode.runtime import train
+
+    class Interrupt(Exception):
+        pass
+
+    def boom(rec):
+        if rec["round"] == stop_at:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(*fresh(), checkpoint_path=checkpoint, progress=boom, **train_kw)
+    return train(*fresh(), checkpoint_path=checkpoint, resume=checkpoint, **train_kw)

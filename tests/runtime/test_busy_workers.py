@@ -10,7 +10,7 @@ from gradcode.codes import make_scheme
 from gradcode.runtime import LocalCluster, Schedule, train
 from gradcode.stragglers import PersistentSlow, ShiftedExponential
 
-from .helpers import oracle, setup
+from .helpers import interrupted_then_resumed, oracle, setup
 
 SLOW = PersistentSlow(ShiftedExponential(1.0, 1.0), k=1, kappa=8.0, layout="aligned")
 
@@ -60,17 +60,6 @@ def test_resume_under_persistent_stragglers_is_bit_identical(tmp_path, name):
         return scheme, cluster, orc, replace(cfg, checkpoint_every=4)
 
     full = train(*fresh())
-
-    class Interrupt(Exception):
-        pass
-
-    def boom(rec):
-        if rec["round"] == 10:
-            raise Interrupt
-
-    ck = tmp_path / "ck.pt"
-    with pytest.raises(Interrupt):
-        train(*fresh(), checkpoint_path=ck, progress=boom)
-    resumed = train(*fresh(), checkpoint_path=ck, resume=ck)
+    resumed = interrupted_then_resumed(fresh, 10, tmp_path / "ck.pt")
     assert torch.equal(resumed.weights, full.weights)
     assert [h["time"] for h in resumed.history] == [h["time"] for h in full.history]

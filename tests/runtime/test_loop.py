@@ -9,7 +9,7 @@ import torch
 from gradcode.runtime import JsonLinesLog, TrainingStopped, train
 from gradcode.stragglers import CrashStop, ShiftedExponential
 
-from .helpers import setup
+from .helpers import interrupted_then_resumed, setup
 
 ALL = [
     "dgd",
@@ -131,23 +131,12 @@ def test_nan_messages_are_dropped_and_logged(tmp_path):
 def test_resume_from_checkpoint_is_bit_identical(tmp_path, name):
     from dataclasses import replace
 
-    scheme, cluster, orc, cfg = setup(name, rounds=20)
-    cfg = replace(cfg, checkpoint_every=5)
-    full = train(scheme, cluster, orc, cfg)
+    def fresh():
+        scheme, cluster, orc, cfg = setup(name, rounds=20)
+        return scheme, cluster, orc, replace(cfg, checkpoint_every=5)
 
-    class Interrupt(Exception):
-        pass
-
-    def boom(rec):
-        if rec["round"] == 11:
-            raise Interrupt
-
-    scheme, cluster, orc, _ = setup(name, rounds=20)
-    ck = tmp_path / "ck.pt"
-    with pytest.raises(Interrupt):
-        train(scheme, cluster, orc, cfg, checkpoint_path=ck, progress=boom)
-    scheme, cluster, orc, _ = setup(name, rounds=20)  # a fresh process, in effect
-    resumed = train(scheme, cluster, orc, cfg, checkpoint_path=ck, resume=ck)
+    full = train(*fresh())
+    resumed = interrupted_then_resumed(fresh, 11, tmp_path / "ck.pt")
     np.testing.assert_array_equal(resumed.weights, full.weights)
     assert [h["round"] for h in resumed.history] == list(range(20))
 

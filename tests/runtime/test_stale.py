@@ -23,7 +23,7 @@ from gradcode.runtime.stale import (
 from gradcode.runtime.stale.auto import MOMENTA, tolerance
 from gradcode.stability import delayed, max_stable_step, uniform
 
-from .helpers import oracle, setup
+from .helpers import interrupted_then_resumed, oracle, setup
 
 
 def _opt(lr=0.1, momentum=0.9):
@@ -225,18 +225,7 @@ def test_resume_with_a_correction_is_bit_identical(tmp_path, correction):
         )
 
     full = train(*fresh())
-
-    class Interrupt(Exception):
-        pass
-
-    def boom(rec):
-        if rec["round"] == 9:
-            raise Interrupt
-
-    ck = tmp_path / "ck.pt"
-    with pytest.raises(Interrupt):
-        train(*fresh(), checkpoint_path=ck, progress=boom)
-    resumed = train(*fresh(), checkpoint_path=ck, resume=ck)
+    resumed = interrupted_then_resumed(fresh, 9, tmp_path / "ck.pt")
     assert torch.equal(resumed.weights, full.weights)
     assert full.history[0]["stale_correction"].startswith("predict" if correction != "dc" else "dc")
 
