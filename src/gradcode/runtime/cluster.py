@@ -164,9 +164,8 @@ class LocalCluster:
         self.pending: list[tuple[float, Message]] = []  # (absolute arrival, message)
         #: Fault injection: ``corrupt(t, w) -> bool`` makes worker w's round-t message NaN.
         self.corrupt = corrupt
+        refuse_deadline(scheme, deadline)
         sequential = getattr(scheme, "sequential", False)
-        if sequential and deadline is not None:
-            raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
         self.plan = scheme.init_plan() if sequential else None
         self.history: dict = {}  # sequential schemes: recent weights by round
         #: Per-worker message buffers (schemes with ``message_buffers``): encoding into
@@ -337,6 +336,14 @@ def clock_list(values) -> list:
     [1.0, None, None, 2.0]
     """
     return [round(float(x), 9) if np.isfinite(x) else None for x in np.asarray(values, float)]
+
+
+def refuse_deadline(scheme, deadline: float | None) -> None:
+    """A sequential scheme (SR-SGC) waits for its reattempts, so it takes no deadline:
+    one :class:`ValueError` for every place a scheme meets a deadline (building a run,
+    either backend, an auto switch)."""
+    if getattr(scheme, "sequential", False) and deadline is not None:
+        raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
 
 
 def worker_fields(times, loads, compute=None) -> dict:

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..codes import make_scheme
 from .auto import AutoSwitch, build_choice, scheme_in_force, warmup_choice
-from .cluster import LocalCluster, Schedule
+from .cluster import LocalCluster, Schedule, refuse_deadline
 from .config import RunConfig
 from .loop import LoopConfig, OptimizerConfig, TrainResult, reached_target, train
 from .ray import cluster as ray_cluster
@@ -88,9 +88,7 @@ def build_scheme(cfg: RunConfig):
         rng=np.random.default_rng(cfg.seed),
         **dict(cfg.scheme_options),
     )
-    if getattr(scheme, "sequential", False) and cfg.deadline is not None:
-        # Checked here, before any backend starts (a Ray instance would print first).
-        raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
+    refuse_deadline(scheme, cfg.deadline)  # before any backend starts (Ray would print first)
     return scheme
 
 

@@ -78,7 +78,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from ...clock import Overheads, predict_round
-from ..cluster import RoundOutcome, Schedule, stop_time
+from ..cluster import RoundOutcome, Schedule, refuse_deadline, stop_time
 from ..loop import TrainingStopped
 from .calibrate import calibrate as measure_overheads
 from .connect import (
@@ -159,8 +159,7 @@ class RayCluster:
             raise ValueError(f"time_scale must be >= 0, got {time_scale}")
         self.sequential = bool(getattr(scheme, "sequential", False))
         self.chunked = bool(getattr(scheme, "chunked", False))
-        if self.sequential and deadline is not None:
-            raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
+        refuse_deadline(scheme, deadline)
         self.ray = import_ray()
         self.scheme, self.schedule, self.n = scheme, schedule, scheme.n
         self.deadline, self.time_scale = deadline, time_scale

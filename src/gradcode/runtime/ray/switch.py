@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 
+from ..cluster import refuse_deadline
 from ..oracle import oracle_methods
 from .worker import placement_of
 
@@ -80,9 +81,8 @@ def switch(cluster, scheme, task, timeout: float = RELOAD_TIMEOUT) -> dict:
 
     if scheme.n != cluster.n:
         raise ValueError(f"cannot switch {cluster.n} workers to a scheme for {scheme.n}")
+    refuse_deadline(scheme, cluster.deadline)
     sequential = bool(getattr(scheme, "sequential", False))
-    if sequential and cluster.deadline is not None:
-        raise ValueError(f"{scheme.name} has no deadline mode (its rounds wait for reattempts)")
     ray, t0 = cluster.ray, time.perf_counter()
     for ref, _ in cluster.busy.values():  # work in flight under the old scheme: abandoned
         ray.cancel(ref)
