@@ -61,7 +61,7 @@ HINTS = {
     "dataset": ["breast_cancer", "wine", "digits"],
     "model": ["logreg", "mlp"],
     "partitioning": ["iid", "label_sorted", "label-sorted"],
-    "optimizer": ["sgd", "adam"],
+    "optimizer": ["sgd", "nesterov", "adam"],
     "on_undecodable": ["fallback", "stop"],
     "backend": ["local"],  # not "ray": starting Ray is not a tiny run
     "device": ["cpu"],

@@ -160,7 +160,9 @@ def train_cmd(
     partitioning: str = typer.Option("iid", "--partitioning", help="iid or label_sorted."),
     rounds: int = typer.Option(100, "--rounds", min=1),
     lr: float = typer.Option(0.5, "--lr"),
-    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd or adam."),
+    optimizer: str = typer.Option(
+        "sgd", "--optimizer", help="sgd (heavy-ball momentum), nesterov or adam."
+    ),
     momentum: float = typer.Option(0.0, "--momentum"),
     weight_decay: float = typer.Option(0.0, "--weight-decay", min=0.0, help="L2 weight decay."),
     deadline: float = typer.Option(

@@ -82,7 +82,7 @@ configs = st.builds(
         crash=st.sampled_from([None, "count=1,at_round=10"]),
     ),
     rounds=st.integers(1, 900),
-    optimizer=st.sampled_from(["sgd", "adam"]),
+    optimizer=st.sampled_from(["sgd", "nesterov", "adam"]),
     lr=floats,
     momentum=st.sampled_from([0.0, 0.5, 0.9]) | floats,
     weight_decay=st.sampled_from([0.0, 1e-4]),

@@ -84,6 +84,25 @@ def test_the_decisive_study(monkeypatch):
     assert adam.optimizer == "adam"
 
 
+def test_the_nesterov_follow_up_differs_from_the_decisive_study_in_the_optimizer_only(monkeypatch):
+    """decisive_nesterov.toml's cells are decisive.toml's (same seeds, regimes, targets, tuning
+    candidates), with Nesterov momentum: so a cell here and there compare one to one."""
+    monkeypatch.chdir(REPO)
+    names = ("decisive", "decisive_nesterov")
+    base, nes = (load_experiment(EXPERIMENTS / f"{n}.toml") for n in names)
+    assert base.optimizer == "sgd" and nes.optimizer == "nesterov"
+    same = {c: base.run_config(c) for c in base.cells()}
+    assert nes.tune.lr == base.tune.lr and nes.tune.momentum == base.tune.momentum
+    assert (nes.tune.seed, nes.tune.straggler) == (base.tune.seed, base.tune.straggler)
+    for cell in nes.cells():
+        assert cell in same, cell
+        a, b = same[cell], nes.run_config(cell)
+        for key in ("workers", "rounds", "batch_size", "target_accuracy", "eval_every"):
+            assert getattr(a, key) == getattr(b, key), key
+        assert base.delay_specs[cell.straggler] == nes.delay_specs[cell.straggler]
+    assert {c.scheme for c in nes.cells()} == {"dgd", "is_sgd", "partial", "pgc_memory"}
+
+
 def test_a_task_can_fix_its_own_momentum():
     """decisive_ray.toml gives each scheme its tuned (lr, momentum) as a task's own."""
     from gradcode.grid.parse import parse_experiment

@@ -20,7 +20,7 @@ import numpy as np
 from ..codes import REGISTRY, effective_stragglers, make_scheme
 from ..datasets import PARTITIONINGS, available_datasets, load_dataset
 from ..models import available_models
-from ..runtime.config import MAX_SCHEDULE, MAX_WORKERS
+from ..runtime.config import MAX_SCHEDULE, MAX_WORKERS, OPTIMIZERS
 from ..runtime.stale import check as check_stale_correction
 
 #: Task-table keys whose values are integers (the others are floats).
@@ -40,8 +40,8 @@ def validate_experiment(cfg) -> None:
         )
     if not cfg.lr > 0:
         raise ValueError(f"lr must be positive, got {cfg.lr}")
-    if cfg.optimizer not in ("sgd", "adam"):
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
     if cfg.backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {cfg.backend!r}")
     if cfg.on_undecodable not in ("fallback", "stop"):

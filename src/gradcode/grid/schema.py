@@ -15,7 +15,7 @@ TOML schema (all shared keys at the top, before any table)::
     workers = 24                # n
     rounds = 60
     lr = 0.5
-    optimizer = "sgd"           # or "adam"
+    optimizer = "sgd"           # or "nesterov", "adam"
     momentum = 0.0
     eval_every = 5
     deadline = 30.0             # optional

@@ -44,6 +44,10 @@ from ..stragglers import (
 from .auto import AutoConfig, check_auto
 from .stale import check as check_stale_correction
 
+#: The named optimizers of CLI and TOML runs: SGD with heavy-ball momentum, SGD with
+#: Nesterov momentum (Sutskever et al. 2013; a look-ahead step) and Adam.
+OPTIMIZERS = ("sgd", "nesterov", "adam")
+
 BASE_MODELS = {
     "shifted-exp": ShiftedExponential,
     "pause": AdditivePause,
@@ -283,7 +287,7 @@ class RunConfig:
     partitioning: str = "iid"
     delay: DelaySpec = field(default_factory=DelaySpec)
     rounds: int = 100
-    optimizer: str = "sgd"  # or "adam"; "user:<class>" for fit's optimizer factory
+    optimizer: str = "sgd"  # one of OPTIMIZERS; "user:<class>" for fit's optimizer factory
     lr: float = 0.5
     momentum: float = 0.0
     weight_decay: float = 0.0
@@ -419,7 +423,7 @@ def check_ranges(cfg: RunConfig) -> None:
         need(finite(cfg.target_accuracy) and 0 < cfg.target_accuracy <= 1,
              "target_accuracy", "in (0, 1]")  # fmt: skip
     choices = {
-        "optimizer": ("sgd", "adam"),
+        "optimizer": OPTIMIZERS,
         "on_undecodable": ("fallback", "stop"),
         "backend": ("local", "ray"),
         "dtype": ("float32", "float64"),

@@ -21,10 +21,20 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import OPTIMIZERS
+
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """A named optimizer (``sgd`` or ``adam``) for CLI and TOML runs."""
+    """A named optimizer for CLI and TOML runs: ``sgd`` (heavy-ball momentum),
+    ``nesterov`` (SGD with Nesterov momentum; at momentum 0 it is plain SGD) or
+    ``adam`` (which ignores ``momentum``).
+
+    >>> import torch
+    >>> p = [torch.nn.Parameter(torch.zeros(1))]
+    >>> OptimizerConfig("nesterov", lr=0.1, momentum=0.9)(p).param_groups[0]["nesterov"]
+    True
+    """
 
     name: str = "sgd"
     lr: float = 0.1
@@ -32,8 +42,8 @@ class OptimizerConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.name not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.name!r}")
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}")
         if not self.lr > 0:
             raise ValueError(f"learning rate must be positive, got {self.lr}")
 
@@ -41,6 +51,9 @@ class OptimizerConfig:
         kw = dict(lr=self.lr, weight_decay=self.weight_decay)
         if self.name == "sgd":
             return torch.optim.SGD(params, momentum=self.momentum, **kw)
+        if self.name == "nesterov":  # torch refuses nesterov=True at momentum 0: same as SGD
+            nesterov = self.momentum > 0
+            return torch.optim.SGD(params, momentum=self.momentum, nesterov=nesterov, **kw)
         return torch.optim.Adam(params, **kw)
 
 
