@@ -441,6 +441,30 @@ def report_cmd(
         render(results_dir)
 
 
+@app.command("compare")
+def compare_cmd(
+    a: str = typer.Argument(
+        ..., help="RESULTS.csv:SCHEME, e.g. docs/results/decisive_results.csv:pgc_memory"
+    ),
+    b: str = typer.Argument(
+        ..., help="RESULTS.csv:SCHEME to divide by (same tasks, regimes, seeds)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Also write the table as CSV here."),
+) -> None:
+    """Paired time-to-target ratios of scheme A over scheme B, cell by cell across two grids."""
+    from .report import paired
+    from .report.tables import write_csv
+
+    with user_errors():
+        (path_a, scheme_a), (path_b, scheme_b) = paired.side(a), paired.side(b)
+        rows = paired.paired(paired.load(path_a, scheme_a), scheme_a,
+                             paired.load(path_b, scheme_b), scheme_b)  # fmt: skip
+        name_a, name_b = f"{path_a.stem}:{scheme_a}", f"{path_b.stem}:{scheme_b}"
+        print(paired.markdown(rows, name_a, name_b), end="")
+        if out is not None:
+            write_csv(out, rows, paired.COLUMNS)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Library warnings as one ``gradcode: warning: ...`` line on stderr."""
     print(f"gradcode: warning: {message}", file=sys.stderr)
