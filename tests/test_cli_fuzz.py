@@ -74,6 +74,8 @@ HINTS = {
     "stragglers": ["1", "1,2"],  # string-typed --stragglers (reproduce pgc)
     "workers": ["6", "4,6"],  # string-typed --workers (reproduce tandon2017)
     "data_dir": ["DIR"],
+    "numerator": ["CELLS:p", "CELLS:q"],  # gradcode compare
+    "denominator": ["CELLS:q"],
 }  # fmt: skip
 #: Nonsense for the same options (besides ``ODD_STRINGS``).
 BAD_HINTS = {
@@ -97,6 +99,8 @@ BAD_HINTS = {
     "stragglers": ["0", "x", "-1", "1,,2"],
     "workers": ["1,x", "1", "0", "99999999"],
     "data_dir": ["/nonexistent/data"],
+    "numerator": ["CELLS", "CELLS:nope", "MISSING:p", "CONFIG:p"],
+    "denominator": ["CELLS:", ":q", "CELLS:nope"],
 }  # fmt: skip
 
 
@@ -170,13 +174,21 @@ def _value(param, paths, bad: bool = False):
                      "traces" if name in ("file", "files") else "out"]  # fmt: skip
         return st.sampled_from(pool[1:] if bad else pool[:1])
     if bad:
-        return st.sampled_from(BAD_HINTS.get(name, []) + ODD_STRINGS)
+        return st.sampled_from([_fill(h, paths) for h in BAD_HINTS.get(name, [])] + ODD_STRINGS)
     choices = getattr(getattr(param, "type", None), "choices", None)
     hints = [str(c) for c in (choices or [])] + HINTS.get(name, [])
-    hints = [paths.get(h, h) for h in hints]
+    hints = [_fill(h, paths) for h in hints]
     if isinstance(param.default, str):
         hints.append(param.default)
     return st.sampled_from(hints or ODD_STRINGS)
+
+
+def _fill(hint: str, paths) -> str:
+    """A hint with its placeholder (``TRACE``, ``DIR``, ``CELLS:p`` ...) made a scratch path."""
+    head, sep, tail = hint.partition(":")
+    if sep and head in paths and isinstance(paths[head], str):
+        return f"{paths[head]}:{tail}"
+    return paths.get(hint, hint) if isinstance(paths.get(hint, hint), str) else hint
 
 
 @st.composite
@@ -259,7 +271,15 @@ def scratch(tmp_path_factory):
     shutil.copytree(good, root / "rounds_missing")
     (root / "rounds_missing" / "rounds.csv").unlink()
     (root / "results_empty").mkdir()
+    cells = "".join(f"t,iid,{k},3,x,{seed},True,{t}\n" for k, t in (("p", 1.0), ("q", 2.0))
+                    for seed in (0, 1))  # fmt: skip
+    (root / "cells.csv").write_text(
+        "task,partitioning,scheme,s,straggler,seed,reached,time_to_target\n" + cells
+    )
     return {
+        "CELLS": str(root / "cells.csv"),
+        "MISSING": str(root / "missing.csv"),
+        "CONFIG": str(root / "good.toml"),
         "root": root,
         "TRACE": f"trace:path={root / 'trace.csv'}",
         "DIR": str(root / "data"),

@@ -443,20 +443,21 @@ def report_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    a: str = typer.Argument(
+    numerator: str = typer.Argument(
         ..., help="RESULTS.csv:SCHEME, e.g. docs/results/decisive_results.csv:pgc_memory"
     ),
-    b: str = typer.Argument(
-        ..., help="RESULTS.csv:SCHEME to divide by (same tasks, regimes, seeds)."
+    denominator: str = typer.Argument(
+        ..., help="RESULTS.csv:SCHEME to divide by (the same tasks, regimes and seeds)."
     ),
     out: Path = typer.Option(None, "--out", help="Also write the table as CSV here."),
 ) -> None:
-    """Paired time-to-target ratios of scheme A over scheme B, cell by cell across two grids."""
+    """Paired time-to-target ratios of one scheme over another, cell by cell, across two
+    grids' results tables (`gradcode report` writes them: report/<grid>_results.csv)."""
     from .report import paired
     from .report.tables import write_csv
 
     with user_errors():
-        (path_a, scheme_a), (path_b, scheme_b) = paired.side(a), paired.side(b)
+        (path_a, scheme_a), (path_b, scheme_b) = paired.side(numerator), paired.side(denominator)
         rows = paired.paired(paired.load(path_a, scheme_a), scheme_a,
                              paired.load(path_b, scheme_b), scheme_b)  # fmt: skip
         name_a, name_b = f"{path_a.stem}:{scheme_a}", f"{path_b.stem}:{scheme_b}"
