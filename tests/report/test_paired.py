@@ -76,3 +76,11 @@ def test_user_mistakes_are_one_line(tmp_path, capsys, args, message):
         main(["compare", *(x.format(b=b, other=other) for x in args)])
     err = capsys.readouterr().err
     assert done.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_pooled_rows_per_s_when_the_tables_hold_several():
+    a = [_row("p", 0, 1.0, s=1), _row("p", 0, 3.0, s=3)]
+    b = [_row("q", 0, 2.0, s=1), _row("q", 0, 1.0, s=3)]
+    rows = paired.paired(a, "p", b, "q")
+    pooled = [(r["s"], round(r["ratio_gmean"], 6)) for r in rows if r["task"] == "all"]
+    assert pooled == [("1", 0.5), ("3", 3.0), ("", round(1.5**0.5, 6))]

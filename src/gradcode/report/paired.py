@@ -74,9 +74,10 @@ def _key(row: dict, keys=KEYS) -> tuple:
 
 
 def paired(rows_a: list[dict], scheme_a: str, rows_b: list[dict], scheme_b: str) -> list[dict]:
-    """One row per group, then one over all groups (``task = "all"``): the geometric
-    mean of ``a``'s time to target over ``b``'s on the same cell, its interval and
-    ``n``, and how many runs of each side reached the target."""
+    """One row per group, then pooled rows (``task = "all"``: per s where there are
+    several, then over everything): the geometric mean of ``a``'s time to target over
+    ``b``'s on the same cell, its interval and ``n``, and how many runs of each side
+    reached the target."""
     b = {_key(r): r for r in rows_b if str(r["scheme"]) == scheme_b}
     pairs = [(r, b[_key(r)]) for r in rows_a if str(r["scheme"]) == scheme_a and _key(r) in b]
     if not pairs:
@@ -84,8 +85,13 @@ def paired(rows_a: list[dict], scheme_a: str, rows_b: list[dict], scheme_b: str)
     groups = defaultdict(list)
     for ra, rb in pairs:
         groups[_key(ra, GROUP)].append((ra, rb))
+    by_s = defaultdict(list)
+    for ra, rb in pairs:
+        by_s[str(ra["s"])].append((ra, rb))
+    pooled = [(("all", "", s, ""), members) for s, members in sorted(by_s.items())]
+    pooled = pooled if len(pooled) > 1 else []
     out = []
-    for key, members in [*sorted(groups.items()), (("all", "", "", ""), pairs)]:
+    for key, members in [*sorted(groups.items()), *pooled, (("all", "", "", ""), pairs)]:
         row = dict(zip(GROUP, key, strict=True))
         ratios = [float(ra["time_to_target"]) / float(rb["time_to_target"])
                   for ra, rb in members if _reached(ra) and _reached(rb)]  # fmt: skip
