@@ -84,23 +84,29 @@ def test_the_decisive_study(monkeypatch):
     assert adam.optimizer == "adam"
 
 
-def test_the_nesterov_follow_up_differs_from_the_decisive_study_in_the_optimizer_only(monkeypatch):
-    """decisive_nesterov.toml's cells are decisive.toml's (same seeds, regimes, targets, tuning
-    candidates), with Nesterov momentum: so a cell here and there compare one to one."""
+@pytest.mark.parametrize(
+    ("name", "optimizer", "lr"),
+    [("decisive_nesterov", "nesterov", (0.05, 0.1, 0.2)), ("decisive_lr", "sgd", (0.1, 0.2, 0.4))],
+)
+def test_the_follow_ups_differ_from_the_decisive_study_in_one_thing(
+    monkeypatch, name, optimizer, lr
+):
+    """decisive_nesterov.toml (the optimizer) and decisive_lr.toml (the lr candidates): their
+    cells are decisive.toml's (same seeds, regimes, targets, caps, tuning seed and regime), so
+    a cell here and there compare one to one (``gradcode compare``)."""
     monkeypatch.chdir(REPO)
-    names = ("decisive", "decisive_nesterov")
-    base, nes = (load_experiment(EXPERIMENTS / f"{n}.toml") for n in names)
-    assert base.optimizer == "sgd" and nes.optimizer == "nesterov"
+    base, other = (load_experiment(EXPERIMENTS / f"{n}.toml") for n in ("decisive", name))
+    assert base.optimizer == "sgd" and other.optimizer == optimizer
+    assert tuple(other.tune.lr) == lr and other.tune.momentum == base.tune.momentum
+    assert (other.tune.seed, other.tune.straggler) == (base.tune.seed, base.tune.straggler)
     same = {c: base.run_config(c) for c in base.cells()}
-    assert nes.tune.lr == base.tune.lr and nes.tune.momentum == base.tune.momentum
-    assert (nes.tune.seed, nes.tune.straggler) == (base.tune.seed, base.tune.straggler)
-    for cell in nes.cells():
+    for cell in other.cells():
         assert cell in same, cell
-        a, b = same[cell], nes.run_config(cell)
+        a, b = same[cell], other.run_config(cell)
         for key in ("workers", "rounds", "batch_size", "target_accuracy", "eval_every"):
             assert getattr(a, key) == getattr(b, key), key
-        assert base.delay_specs[cell.straggler] == nes.delay_specs[cell.straggler]
-    assert {c.scheme for c in nes.cells()} == {"dgd", "is_sgd", "partial", "pgc_memory"}
+        assert base.delay_specs[cell.straggler] == other.delay_specs[cell.straggler]
+    assert {c.scheme for c in other.cells()} == {"dgd", "is_sgd", "partial", "pgc_memory"}
 
 
 def test_a_task_can_fix_its_own_momentum():
