@@ -84,18 +84,21 @@ def test_the_decisive_study(monkeypatch):
     assert adam.optimizer == "adam"
 
 
+WIDE_LR = (0.1, 0.2, 0.4, 0.8, 1.6)
+
+
 @pytest.mark.parametrize(
-    ("name", "optimizer", "lr"),
-    [("decisive_nesterov", "nesterov", (0.05, 0.1, 0.2)), ("decisive_lr", "sgd", (0.1, 0.2, 0.4))],
-)
-def test_the_follow_ups_differ_from_the_decisive_study_in_one_thing(
-    monkeypatch, name, optimizer, lr
-):
-    """decisive_nesterov.toml (the optimizer) and decisive_lr.toml (the lr candidates): their
-    cells are decisive.toml's (same seeds, regimes, targets, caps, tuning seed and regime), so
-    a cell here and there compare one to one (``gradcode compare``)."""
+    ("name", "base_name", "optimizer", "lr"),
+    [("decisive_lr", "decisive", "sgd", WIDE_LR),  # the lr candidates change
+     ("decisive_nesterov", "decisive_lr", "nesterov", WIDE_LR)],  # the optimizer changes
+)  # fmt: skip
+def test_each_follow_up_changes_one_thing(monkeypatch, name, base_name, optimizer, lr):
+    """decisive_lr.toml widens decisive.toml's lr grid; decisive_nesterov.toml is
+    decisive_lr.toml on Nesterov momentum.  Their cells are the base grid's cells (same
+    seeds, regimes, targets, caps, tuning seed and regime), so a cell here and there
+    compare one to one (``gradcode compare``)."""
     monkeypatch.chdir(REPO)
-    base, other = (load_experiment(EXPERIMENTS / f"{n}.toml") for n in ("decisive", name))
+    base, other = (load_experiment(EXPERIMENTS / f"{n}.toml") for n in (base_name, name))
     assert base.optimizer == "sgd" and other.optimizer == optimizer
     assert tuple(other.tune.lr) == lr and other.tune.momentum == base.tune.momentum
     assert (other.tune.seed, other.tune.straggler) == (base.tune.seed, base.tune.straggler)
