@@ -171,7 +171,8 @@ def _value(param, paths, bad: bool = False):
     if isinstance(ann, type) and issubclass(ann, Path):  # [0] is the plausible one
         pool = paths["config" if name == "config" else
                      "results" if name == "results_dir" else
-                     "traces" if name in ("file", "files") else "out"]  # fmt: skip
+                     "traces" if name in ("file", "files") else
+                     "csv" if name == "csv" else "out"]  # fmt: skip
         return st.sampled_from(pool[1:] if bad else pool[:1])
     if bad:
         return st.sampled_from([_fill(h, paths) for h in BAD_HINTS.get(name, [])] + ODD_STRINGS)
@@ -285,6 +286,9 @@ def scratch(tmp_path_factory):
         "DIR": str(root / "data"),
         "out": [str(root / "out"), str(root / "out2" / "deep"), "/dev/null", "/proc/x",
                 str(root / "a_file.txt"), str(root / "a_file.txt" / "below"), ""],
+        # a file to write (gradcode compare --csv): never the "out" folder later calls use
+        "csv": [str(root / "table.csv"), "/dev/null", "/proc/x", str(root / "a_file.txt" / "below"),
+                str(root), ""],
         "traces": [str(root / "long.csv"), str(root / "trace.csv"), str(root / "missing.csv"),
                    str(root), "/dev/null"],
         "config": [*(str(root / n) for n in configs), str(root / "missing.toml"),
@@ -350,6 +354,8 @@ def test_every_argument_list_exits_0_or_2_without_traceback(path, scratch, monke
         assert seconds < TIME_LIMIT, (argv, seconds)
 
     check()
+    # no command leaves a file where the next command's default --out folder goes
+    assert not Path(scratch["out"][0]).is_file(), path
     # the property is not vacuous: some lists run, some are refused
     if path not in (("codes", "list"),):
         assert 0 in codes and 2 in codes, (path, codes)
@@ -362,7 +368,7 @@ def test_generator_covers_every_option():
             assert param.opts, (path, param.name)
             for bad in (False, True):
                 _value(param, {"out": ["o", "p"], "config": ["c", "d"], "results": ["r", "s"],
-                               "traces": ["t", "u"]}, bad)  # fmt: skip
+                               "traces": ["t", "u"], "csv": ["v", "w"]}, bad)  # fmt: skip
 
 
 def test_a_failing_command_is_caught(monkeypatch):

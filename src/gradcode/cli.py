@@ -449,7 +449,7 @@ def compare_cmd(
     denominator: str = typer.Argument(
         ..., help="RESULTS.csv:SCHEME to divide by (the same tasks, regimes and seeds)."
     ),
-    out: Path = typer.Option(None, "--out", help="Also write the table as CSV here."),
+    csv: Path = typer.Option(None, "--csv", help="Also write the table to this CSV file."),
 ) -> None:
     """Paired time-to-target ratios of one scheme over another, cell by cell, across two
     grids' results tables (`gradcode report` writes them: report/<grid>_results.csv)."""
@@ -462,8 +462,8 @@ def compare_cmd(
                              paired.load(path_b, scheme_b), scheme_b)  # fmt: skip
         name_a, name_b = f"{path_a.stem}:{scheme_a}", f"{path_b.stem}:{scheme_b}"
         print(paired.markdown(rows, name_a, name_b), end="")
-        if out is not None:
-            write_csv(out, rows, paired.COLUMNS)
+        if csv is not None:
+            write_csv(csv, rows, paired.COLUMNS)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

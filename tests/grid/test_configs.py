@@ -97,6 +97,8 @@ def test_each_follow_up_changes_one_thing(monkeypatch, name, base_name, optimize
     decisive_lr.toml on Nesterov momentum.  Their cells are the base grid's cells (same
     seeds, regimes, targets, caps, tuning seed and regime), so a cell here and there
     compare one to one (``gradcode compare``)."""
+    for n in (base_name, name):
+        needs_shared_traces(EXPERIMENTS / f"{n}.toml")
     monkeypatch.chdir(REPO)
     base, other = (load_experiment(EXPERIMENTS / f"{n}.toml") for n in (base_name, name))
     assert base.optimizer == "sgd" and other.optimizer == optimizer

@@ -52,7 +52,7 @@ def test_the_cli_prints_the_table_and_writes_it(tmp_path, capsys):
     write_csv(a, [_row("pgc+none", 0, 2.0), _row("pgc+none", 1, 2.0)], COLUMNS)
     write_csv(b, [_row("dgd", 0, 4.0), _row("dgd", 1, 4.0)], COLUMNS)
     with pytest.raises(SystemExit) as done:
-        main(["compare", f"{a}:pgc+none", f"{b}:dgd", "--out", str(tmp_path / "r.csv")])
+        main(["compare", f"{a}:pgc+none", f"{b}:dgd", "--csv", str(tmp_path / "r.csv")])
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "a_results:pgc+none / b_results:dgd" in out and "0.50 [0.50, 0.50] (2)" in out
