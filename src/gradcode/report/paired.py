@@ -82,11 +82,9 @@ def paired(rows_a: list[dict], scheme_a: str, rows_b: list[dict], scheme_b: str)
     pairs = [(r, b[_key(r)]) for r in rows_a if str(r["scheme"]) == scheme_a and _key(r) in b]
     if not pairs:
         raise ValueError(f"no cell of {scheme_a} matches one of {scheme_b} on {', '.join(KEYS)}")
-    groups = defaultdict(list)
+    groups, by_s = defaultdict(list), defaultdict(list)
     for ra, rb in pairs:
         groups[_key(ra, GROUP)].append((ra, rb))
-    by_s = defaultdict(list)
-    for ra, rb in pairs:
         by_s[str(ra["s"])].append((ra, rb))
     pooled = [(("all", "", s, ""), members) for s, members in sorted(by_s.items())]
     pooled = pooled if len(pooled) > 1 else []
